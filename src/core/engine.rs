@@ -1,0 +1,765 @@
+//! The outbox state machine.
+//!
+//! It knows every pending message's metadata (never its payload: that stays in storage)
+//! and the keys of the dead letters. It decides what to send next and what an outcome
+//! means; the driver does the I/O. Every change to storage happens in two phases: the
+//! engine hands out a [`Settlement`] to persist, the driver persists it, then calls
+//! [`Engine::commit`]. Only then does the engine change state and queue events, so a
+//! listener that reacts to an event and reads storage sees what the event says.
+//!
+//! A message's life: admitted (its key reserved) → committed (pending, idle) → in flight →
+//! settling → delivered (gone), idle again (retry), or dead.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::config::{Config, Flags, FlagsPatch};
+use super::error::{ErrorCode, OutboxError};
+use super::event::{DeadReason, Event, LastError};
+use super::key::{new_key, validate_key, MAX_KEY_LEN};
+use super::outcome::{Class, Outcome};
+use super::schedule::retry_delay;
+use super::Millis;
+
+/// A message's metadata as storage keeps it; what the engine is restored from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredMessage {
+    /// The idempotency key.
+    pub key: String,
+    /// Position in the outbox: lower is older. Orders messages of a group.
+    pub seq: u64,
+    /// The ordering group, if any.
+    pub group: Option<String>,
+    /// When the message was enqueued.
+    pub created_at: Millis,
+    /// Where the `maxAgeMs` clock starts: enqueue time, or the last redrive.
+    pub active_since: Millis,
+    /// Counted attempts so far.
+    pub attempts: u32,
+    /// The earliest time of the next automatic attempt, if one was scheduled.
+    pub next_attempt_at: Option<Millis>,
+    /// The last failure, if any.
+    pub last_error: Option<LastError>,
+}
+
+/// A message accepted by [`Engine::admit`]: its key is reserved until it is committed
+/// or aborted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    /// The idempotency key (given or generated).
+    pub key: String,
+    /// Its place in the outbox.
+    pub seq: u64,
+    /// Its ordering group.
+    pub group: Option<String>,
+    /// The enqueue time.
+    pub created_at: Millis,
+}
+
+/// A request the driver should send, after persisting `attempts = attempt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The idempotency key, sent as the `Idempotency-Key` header.
+    pub key: String,
+    /// The message's ordering group.
+    pub group: Option<String>,
+    /// The 1-based number of this attempt among counted attempts.
+    pub attempt: u32,
+}
+
+/// A change to persist: the outcome of a message, decided by the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settlement {
+    /// Remove the message from pending storage.
+    Delivered { key: String, attempts: u32, status: u16 },
+    /// Keep it pending with new attempts, schedule and last error.
+    Retry { key: String, attempts: u32, next_attempt_at: Option<Millis>, last_error: LastError },
+    /// Move it from pending storage to the dead-letter store.
+    Dead { key: String, reason: DeadReason, attempts: u32, last_error: LastError, dead_at: Millis },
+}
+
+impl Settlement {
+    /// The message the settlement is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Settlement::Delivered { key, .. }
+            | Settlement::Retry { key, .. }
+            | Settlement::Dead { key, .. } => key,
+        }
+    }
+}
+
+/// What the driver should do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Persist the attempt count, then send.
+    Send(Transmit),
+    /// Persist a settlement that needs no request (an expired message), then commit it.
+    Settle(Settlement),
+}
+
+/// Identifies one `flush()` call.
+pub type FlushId = u64;
+
+/// What one `flush()` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlushSummary {
+    /// Requests sent.
+    pub attempted: u32,
+    /// Messages delivered.
+    pub delivered: u32,
+    /// Attempts that failed and left the message pending.
+    pub failed: u32,
+    /// Messages moved to the dead-letter store.
+    pub dead: u32,
+}
+
+/// Counts for a status display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Messages not yet delivered or dead, in flight included.
+    pub pending: usize,
+    /// Requests in flight.
+    pub in_flight: usize,
+    /// Messages in the dead-letter store.
+    pub dead: usize,
+    /// Age of the oldest pending message, if any.
+    pub oldest_pending_age_ms: Option<Millis>,
+    /// Requests sent since this outbox was opened.
+    pub attempts: u64,
+    /// Messages delivered since this outbox was opened.
+    pub delivered: u64,
+    /// Whether the browser last said it was online.
+    pub online: bool,
+}
+
+/// A pending message's live status, for listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryView {
+    /// A request for it is out (or its outcome is being recorded).
+    pub in_flight: bool,
+    /// When it will next be sent automatically, if it is scheduled.
+    pub next_attempt_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Idle,
+    InFlight { attempt: u32 },
+    /// Waiting for the driver to persist the settlement; `from_send` says whether the
+    /// message holds a concurrency slot.
+    Settling { settlement: Settlement, from_send: bool },
+}
+
+/// When an idle message may go out again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Wait {
+    /// When the last failure happened; `None` for a fresh or reloaded message.
+    failed_at: Option<Millis>,
+    /// The jitter sample, kept so that a flags change recomputes the same spread.
+    rand: f64,
+    /// A floor from `Retry-After`, or from storage after a reload.
+    not_before: Millis,
+    /// The last failure was a network failure: the `online` event wakes it.
+    network: bool,
+}
+
+const FRESH: Wait = Wait { failed_at: None, rand: 0.0, not_before: 0, network: false };
+
+#[derive(Debug, Clone)]
+struct Entry {
+    key: String,
+    group: Option<String>,
+    created_at: Millis,
+    active_since: Millis,
+    attempts: u32,
+    /// All failures since it was (re)queued, counted or not: the backoff exponent.
+    failures: u32,
+    state: State,
+    wait: Wait,
+    /// A `flush()` wants it sent now, whatever the backoff or the retry flag say.
+    forced: bool,
+    /// Its key in `Engine::ready`, when it is there.
+    armed: Option<Millis>,
+}
+
+struct Flush {
+    id: FlushId,
+    remaining: HashSet<String>,
+    summary: FlushSummary,
+}
+
+/// The sans-IO outbox. See the module docs for the protocol between it and a driver.
+pub struct Engine {
+    config: Config,
+    flags: Flags,
+    online: bool,
+    next_seq: u64,
+    entries: BTreeMap<u64, Entry>,
+    by_key: HashMap<String, u64>,
+    /// Pending seqs of each group, so the head (the oldest) is `first()`.
+    groups: HashMap<String, BTreeSet<u64>>,
+    /// Idle group heads that may be sent, by due time: the only candidates for sending.
+    ready: BTreeSet<(Millis, u64)>,
+    reserved: HashMap<String, u64>,
+    dead: HashSet<String>,
+    /// Messages holding a concurrency slot (in flight, or settling after a send).
+    busy: usize,
+    attempts: u64,
+    delivered: u64,
+    events: VecDeque<Event>,
+    flushes: Vec<Flush>,
+    flushes_done: VecDeque<(FlushId, FlushSummary)>,
+    next_flush: FlushId,
+}
+
+impl Engine {
+    /// A new, empty engine. Restore stored messages with [`Engine::restore`].
+    pub fn new(config: Config, flags: Flags) -> Self {
+        Engine {
+            config,
+            flags,
+            online: true,
+            next_seq: 1,
+            entries: BTreeMap::new(),
+            by_key: HashMap::new(),
+            groups: HashMap::new(),
+            ready: BTreeSet::new(),
+            reserved: HashMap::new(),
+            dead: HashSet::new(),
+            busy: 0,
+            attempts: 0,
+            delivered: 0,
+            events: VecDeque::new(),
+            flushes: Vec::new(),
+            flushes_done: VecDeque::new(),
+            next_flush: 1,
+        }
+    }
+
+    /// The validated options.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The current flags.
+    pub fn flags(&self) -> Flags {
+        self.flags
+    }
+
+    /// Loads what storage holds, at open. Queues no events.
+    pub fn restore(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
+        for m in pending {
+            self.next_seq = self.next_seq.max(m.seq + 1);
+            let wait = Wait { not_before: m.next_attempt_at.unwrap_or(0), ..FRESH };
+            self.insert(m, wait);
+        }
+        self.dead.extend(dead_keys);
+    }
+
+    /// Checks a new message and reserves its key. Nothing is stored yet: the driver
+    /// writes it, then calls [`Engine::commit_admitted`] (or [`Engine::abort_admitted`]).
+    pub fn admit(
+        &mut self,
+        key: Option<String>,
+        group: Option<String>,
+        now: Millis,
+        random: [u8; 10],
+    ) -> Result<Admitted, OutboxError> {
+        let key = match key {
+            Some(key) => {
+                validate_key(&key)?;
+                key
+            }
+            None => new_key(now, random),
+        };
+        if let Some(g) = &group {
+            if g.is_empty() || g.len() > MAX_KEY_LEN {
+                return Err(OutboxError::new(
+                    ErrorCode::InvalidGroup,
+                    format!("a group must be 1 to {MAX_KEY_LEN} bytes long"),
+                ));
+            }
+        }
+        if self.by_key.contains_key(&key) || self.reserved.contains_key(&key) {
+            return Err(OutboxError::new(ErrorCode::DuplicateKey, format!("{key} is already pending")));
+        }
+        if self.dead.contains(&key) {
+            return Err(OutboxError::new(
+                ErrorCode::DuplicateKey,
+                format!("{key} is in the dead-letter store; retry or discard it there"),
+            ));
+        }
+        let seq = self.allocate_seq(now);
+        self.reserved.insert(key.clone(), seq);
+        Ok(Admitted { key, seq, group, created_at: now })
+    }
+
+    /// The admitted message is committed to storage: it becomes pending.
+    pub fn commit_admitted(&mut self, admitted: Admitted) {
+        if self.reserved.remove(&admitted.key).is_none() {
+            return;
+        }
+        let Admitted { key, seq, group, created_at } = admitted;
+        self.events.push_back(Event::Enqueued { key: key.clone(), group: group.clone() });
+        let stored = StoredMessage {
+            key,
+            seq,
+            group,
+            created_at,
+            active_since: created_at,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+        };
+        self.insert(stored, FRESH);
+    }
+
+    /// Storing the admitted message failed: release its key.
+    pub fn abort_admitted(&mut self, key: &str) {
+        self.reserved.remove(key);
+    }
+
+    /// A fresh position for a message: after every other, and after `now` in
+    /// microsecond-ish units so positions stay ordered across reloads and tabs.
+    pub fn allocate_seq(&mut self, now: Millis) -> u64 {
+        let seq = self.next_seq.max(now.saturating_mul(1024));
+        self.next_seq = seq + 1;
+        seq
+    }
+
+    /// The next thing to do at `now`, if any. Call until it returns `None`.
+    pub fn poll_action(&mut self, now: Millis) -> Option<Action> {
+        let &(due, seq) = self.ready.first()?;
+        if due > now {
+            return None;
+        }
+        let entry = &self.entries[&seq];
+        if !self.online && !entry.forced {
+            return None; // forced entries sort first (due 0), so none are behind this one
+        }
+        if now.saturating_sub(entry.active_since) >= self.config.max_age_ms {
+            self.disarm(seq);
+            let entry = self.entries.get_mut(&seq).expect("armed entries exist");
+            let settlement = Settlement::Dead {
+                key: entry.key.clone(),
+                reason: DeadReason::Expired,
+                attempts: entry.attempts,
+                last_error: LastError {
+                    status: None,
+                    message: format!("not delivered within maxAgeMs ({} ms)", self.config.max_age_ms),
+                },
+                dead_at: now,
+            };
+            entry.state = State::Settling { settlement: settlement.clone(), from_send: false };
+            return Some(Action::Settle(settlement));
+        }
+        if self.busy >= self.config.concurrency {
+            return None;
+        }
+        self.disarm(seq);
+        let entry = self.entries.get_mut(&seq).expect("armed entries exist");
+        let attempt = entry.attempts.saturating_add(1);
+        entry.state = State::InFlight { attempt };
+        entry.forced = false;
+        self.busy += 1;
+        self.attempts += 1;
+        let transmit = Transmit { key: entry.key.clone(), group: entry.group.clone(), attempt };
+        self.events.push_back(Event::Sending { key: transmit.key.clone(), attempt });
+        for flush in &mut self.flushes {
+            if flush.remaining.contains(&transmit.key) {
+                flush.summary.attempted += 1;
+            }
+        }
+        Some(Action::Send(transmit))
+    }
+
+    /// When the driver should next call [`Engine::poll_action`], if nothing else happens
+    /// first. The driver re-arms its one timer only when this changes.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        let &(due, seq) = self.ready.first()?;
+        if !self.online && !self.entries[&seq].forced {
+            return None;
+        }
+        if self.busy >= self.config.concurrency {
+            return None; // a finishing request frees a slot and the driver polls again
+        }
+        Some(due)
+    }
+
+    /// Records the outcome of an attempt and returns the settlement to persist, or
+    /// `None` if the key is not in flight (for example after a crash-restore race).
+    pub fn on_outcome(&mut self, key: &str, outcome: Outcome, now: Millis, rand: f64) -> Option<Settlement> {
+        let seq = *self.by_key.get(key)?;
+        let max_attempts = self.config.max_attempts;
+        let entry = self.entries.get_mut(&seq)?;
+        let State::InFlight { attempt } = entry.state else { return None };
+        let (counted, last_error, retry_after) = match outcome {
+            Outcome::Response { status, class: Class::Delivered, .. } => {
+                return Some(settle_sent(entry, Settlement::Delivered { key: key.into(), attempts: attempt, status }));
+            }
+            Outcome::Response { status, class: Class::Permanent, .. } => {
+                let last_error = LastError { status: Some(status), message: format!("rejected with HTTP {status}") };
+                let dead = Settlement::Dead { key: key.into(), reason: DeadReason::Rejected, attempts: attempt, last_error, dead_at: now };
+                return Some(settle_sent(entry, dead));
+            }
+            Outcome::Response { status, class: Class::Transient, retry_after } => {
+                (true, LastError { status: Some(status), message: format!("HTTP {status}") }, retry_after)
+            }
+            Outcome::Timeout => {
+                let message = format!("no answer within requestTimeoutMs ({} ms)", self.config.request_timeout_ms);
+                (true, LastError { status: None, message }, None)
+            }
+            Outcome::NetworkError { message } => (false, LastError { status: None, message }, None),
+        };
+        entry.attempts = if counted { attempt } else { attempt - 1 };
+        if counted && entry.attempts >= max_attempts {
+            let dead = Settlement::Dead {
+                key: key.into(),
+                reason: DeadReason::MaxAttempts,
+                attempts: entry.attempts,
+                last_error,
+                dead_at: now,
+            };
+            return Some(settle_sent(entry, dead));
+        }
+        entry.failures = entry.failures.saturating_add(1);
+        entry.wait = Wait { failed_at: Some(now), rand, not_before: retry_after.unwrap_or(0), network: !counted };
+        let next_attempt_at = due_time(entry, &self.flags, &self.config);
+        let retry = Settlement::Retry { key: key.into(), attempts: entry.attempts, next_attempt_at, last_error };
+        Some(settle_sent(entry, retry))
+    }
+
+    /// The driver has persisted (or tried to persist) the settlement of `key`: apply it.
+    pub fn commit(&mut self, key: &str) {
+        let Some(&seq) = self.by_key.get(key) else { return };
+        let entry = self.entries.get_mut(&seq).expect("indexed entries exist");
+        let State::Settling { settlement, from_send } = std::mem::replace(&mut entry.state, State::Idle) else {
+            return;
+        };
+        if from_send {
+            self.busy -= 1;
+        }
+        let attempt = entry.attempts;
+        match settlement {
+            Settlement::Delivered { key, attempts, status } => {
+                let group = entry.group.clone();
+                self.remove(seq);
+                self.delivered += 1;
+                self.note_flush(&key, |s| s.delivered += 1, None);
+                self.events.push_back(Event::Delivered { key, group, attempts, status });
+            }
+            Settlement::Retry { key, last_error, .. } => {
+                let counted = !entry.wait.network;
+                let attempt = if counted { attempt } else { attempt + 1 };
+                self.events.push_back(Event::AttemptFailed {
+                    key: key.clone(),
+                    attempt,
+                    status: last_error.status,
+                    message: last_error.message,
+                    counted,
+                });
+                self.arm(seq);
+                if let Some(at) = self.entries[&seq].armed {
+                    let failed_at = self.entries[&seq].wait.failed_at.unwrap_or(at);
+                    self.events.push_back(Event::RetryScheduled { key: key.clone(), at, delay_ms: at.saturating_sub(failed_at) });
+                }
+                let group = self.entries[&seq].group.clone();
+                self.note_flush(&key, |s| s.failed += 1, group.map(|g| (g, seq)));
+            }
+            Settlement::Dead { key, reason, last_error, .. } => {
+                if from_send {
+                    self.events.push_back(Event::AttemptFailed {
+                        key: key.clone(),
+                        attempt,
+                        status: last_error.status,
+                        message: last_error.message.clone(),
+                        counted: true,
+                    });
+                }
+                self.remove(seq);
+                self.dead.insert(key.clone());
+                self.note_flush(&key, |s| s.dead += 1, None);
+                self.events.push_back(Event::DeadLettered { key, reason, last_error });
+            }
+        }
+    }
+
+    /// Sends every pending message as soon as a slot and its group's order allow,
+    /// ignoring backoff waits, the retry flag and the offline state. Completion is
+    /// reported through [`Engine::poll_flush_done`].
+    pub fn flush(&mut self) -> FlushId {
+        let id = self.next_flush;
+        self.next_flush += 1;
+        let remaining: HashSet<String> = self.by_key.keys().cloned().collect();
+        let seqs: Vec<u64> = self.entries.keys().copied().collect();
+        for seq in seqs {
+            let entry = self.entries.get_mut(&seq).expect("listed");
+            if entry.state == State::Idle {
+                entry.forced = true;
+                self.rearm(seq);
+            }
+        }
+        let flush = Flush { id, remaining, summary: FlushSummary::default() };
+        if flush.remaining.is_empty() {
+            self.flushes_done.push_back((id, flush.summary));
+        } else {
+            self.flushes.push(flush);
+        }
+        id
+    }
+
+    /// A finished flush, if any.
+    pub fn poll_flush_done(&mut self) -> Option<(FlushId, FlushSummary)> {
+        self.flushes_done.pop_front()
+    }
+
+    /// Changes the flags. A shorter interval or re-enabled retries reschedule waiting
+    /// messages at once. Refuses bad values and changes nothing then.
+    pub fn set_flags(&mut self, patch: FlagsPatch, now: Millis) -> Result<Flags, OutboxError> {
+        self.flags = self.flags.patched(patch)?;
+        let seqs: Vec<u64> = self.entries.keys().copied().collect();
+        for seq in seqs {
+            let before = self.entries[&seq].armed;
+            self.rearm(seq);
+            let entry = &self.entries[&seq];
+            if entry.failures > 0 && entry.armed != before {
+                if let Some(at) = entry.armed {
+                    let delay_ms = at.saturating_sub(now);
+                    self.events.push_back(Event::RetryScheduled { key: entry.key.clone(), at, delay_ms });
+                }
+            }
+        }
+        self.events.push_back(Event::FlagsChanged { flags: self.flags });
+        Ok(self.flags)
+    }
+
+    /// The browser's connectivity changed. Going online wakes every message that last
+    /// failed for want of a network, at once.
+    pub fn set_online(&mut self, online: bool) {
+        if online == self.online {
+            return;
+        }
+        self.online = online;
+        self.events.push_back(if online { Event::Online } else { Event::Offline });
+        if online {
+            let seqs: Vec<u64> = self.entries.keys().copied().collect();
+            for seq in seqs {
+                let entry = self.entries.get_mut(&seq).expect("listed");
+                if entry.wait.network {
+                    entry.wait.failed_at = None;
+                    entry.wait.not_before = 0;
+                    self.rearm(seq);
+                }
+            }
+        }
+    }
+
+    /// Dead letters moved back to pending storage by the driver, each with a fresh seq
+    /// from [`Engine::allocate_seq`] and attempts reset.
+    pub fn redriven(&mut self, messages: Vec<StoredMessage>) {
+        for m in messages {
+            if !self.dead.remove(&m.key) {
+                continue;
+            }
+            self.events.push_back(Event::Redriven { key: m.key.clone() });
+            self.insert(m, FRESH);
+        }
+    }
+
+    /// Dead letters deleted by the driver.
+    pub fn discarded(&mut self, keys: Vec<String>) {
+        for key in keys {
+            if self.dead.remove(&key) {
+                self.events.push_back(Event::Discarded { key });
+            }
+        }
+    }
+
+    /// Whether a key is in the dead-letter store.
+    pub fn is_dead(&self, key: &str) -> bool {
+        self.dead.contains(key)
+    }
+
+    /// A pending message's live status, if it is pending.
+    pub fn view(&self, key: &str) -> Option<EntryView> {
+        let entry = &self.entries[self.by_key.get(key)?];
+        Some(EntryView {
+            in_flight: entry.state != State::Idle,
+            next_attempt_at: if entry.failures > 0 { entry.armed } else { None },
+        })
+    }
+
+    /// The next queued event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Queues an event from the driver (for example a storage failure), so that all
+    /// events reach listeners through one path and in order.
+    pub fn push_event(&mut self, event: Event) {
+        self.events.push_back(event);
+    }
+
+    /// Counts for display.
+    pub fn stats(&self, now: Millis) -> Stats {
+        let oldest = self.entries.values().map(|e| e.created_at).min();
+        Stats {
+            pending: self.entries.len(),
+            in_flight: self.busy,
+            dead: self.dead.len(),
+            oldest_pending_age_ms: oldest.map(|t| now.saturating_sub(t)),
+            attempts: self.attempts,
+            delivered: self.delivered,
+            online: self.online,
+        }
+    }
+
+    fn insert(&mut self, m: StoredMessage, wait: Wait) {
+        let seq = m.seq;
+        if let Some(g) = &m.group {
+            self.groups.entry(g.clone()).or_default().insert(seq);
+        }
+        self.by_key.insert(m.key.clone(), seq);
+        self.entries.insert(
+            seq,
+            Entry {
+                key: m.key,
+                group: m.group,
+                created_at: m.created_at,
+                active_since: m.active_since,
+                attempts: m.attempts,
+                failures: m.attempts,
+                state: State::Idle,
+                wait,
+                forced: false,
+                armed: None,
+            },
+        );
+        // A message older than the group's current head must not overtake it: re-arm the
+        // group's head, which may now be this one.
+        self.rearm_group_head(seq);
+    }
+
+    fn remove(&mut self, seq: u64) {
+        self.disarm(seq);
+        let entry = self.entries.remove(&seq).expect("removing a known entry");
+        self.by_key.remove(&entry.key);
+        if let Some(g) = entry.group {
+            let members = self.groups.get_mut(&g).expect("grouped entries are indexed");
+            members.remove(&seq);
+            match members.first().copied() {
+                Some(next) => self.arm(next),
+                None => {
+                    self.groups.remove(&g);
+                }
+            }
+        }
+    }
+
+    fn rearm_group_head(&mut self, seq: u64) {
+        match self.entries[&seq].group.clone() {
+            None => self.rearm(seq),
+            Some(g) => {
+                let members: Vec<u64> = self.groups[&g].iter().copied().take(2).collect();
+                for s in members {
+                    self.rearm(s);
+                }
+            }
+        }
+    }
+
+    fn is_head(&self, seq: u64) -> bool {
+        match &self.entries[&seq].group {
+            None => true,
+            Some(g) => self.groups[g].first() == Some(&seq),
+        }
+    }
+
+    fn arm(&mut self, seq: u64) {
+        if self.entries[&seq].armed.is_some() || !self.is_head(seq) {
+            return;
+        }
+        let entry = self.entries.get_mut(&seq).expect("arming a known entry");
+        if entry.state != State::Idle {
+            return;
+        }
+        if let Some(due) = due_time(entry, &self.flags, &self.config) {
+            entry.armed = Some(due);
+            self.ready.insert((due, seq));
+        }
+    }
+
+    fn disarm(&mut self, seq: u64) {
+        if let Some(entry) = self.entries.get_mut(&seq) {
+            if let Some(due) = entry.armed.take() {
+                self.ready.remove(&(due, seq));
+            }
+        }
+    }
+
+    fn rearm(&mut self, seq: u64) {
+        self.disarm(seq);
+        self.arm(seq);
+    }
+
+    /// Records a settled key in every flush waiting for it. A failure in a group also
+    /// settles, for the flush, the group's later messages: order keeps them waiting.
+    fn note_flush(&mut self, key: &str, count: impl Fn(&mut FlushSummary), blocked_group: Option<(String, u64)>) {
+        let blocked: Vec<String> = match &blocked_group {
+            Some((g, seq)) => self.groups.get(g).map_or(Vec::new(), |members| {
+                members.range(seq + 1..).map(|s| self.entries[s].key.clone()).collect()
+            }),
+            None => Vec::new(),
+        };
+        let mut i = 0;
+        while i < self.flushes.len() {
+            let flush = &mut self.flushes[i];
+            if flush.remaining.remove(key) {
+                count(&mut flush.summary);
+            }
+            for k in &blocked {
+                flush.remaining.remove(k);
+            }
+            if flush.remaining.is_empty() {
+                let done = self.flushes.swap_remove(i);
+                self.flushes_done.push_back((done.id, done.summary));
+            } else {
+                i += 1;
+            }
+        }
+        for k in blocked {
+            if let Some(&s) = self.by_key.get(&k) {
+                self.entries.get_mut(&s).expect("indexed").forced = false;
+            }
+        }
+    }
+}
+
+fn settle_sent(entry: &mut Entry, settlement: Settlement) -> Settlement {
+    entry.state = State::Settling { settlement: settlement.clone(), from_send: true };
+    settlement
+}
+
+/// When an idle message may next be sent, or `None` while it is parked (it failed and
+/// retries are off).
+fn due_time(entry: &Entry, flags: &Flags, config: &Config) -> Option<Millis> {
+    if entry.forced {
+        return Some(0);
+    }
+    if entry.failures == 0 {
+        return Some(entry.wait.not_before);
+    }
+    if !flags.retry_enabled {
+        return None;
+    }
+    let backoff_end = match entry.wait.failed_at {
+        Some(t) => t.saturating_add(retry_delay(flags, config, entry.failures, entry.wait.rand)),
+        None => 0,
+    };
+    Some(backoff_end.max(entry.wait.not_before))
+}

@@ -1,0 +1,11 @@
+//! durable-outbox: a durable browser outbox, from Rust via WebAssembly.
+//!
+//! - [`core`]: the platform-free state machine (no browser, no clock, no randomness),
+//!   tested natively with `cargo test`.
+//! - `browser` (wasm32 only): thin adapters around the core: IndexedDB storage, the
+//!   fetch transport, timers, online/offline events and the JS-facing `Outbox` class.
+
+pub mod core;
+
+#[cfg(target_arch = "wasm32")]
+mod browser;
