@@ -9,3 +9,5 @@ pub mod core;
 
 #[cfg(target_arch = "wasm32")]
 mod browser;
+#[cfg(target_arch = "wasm32")]
+pub use browser::Outbox;

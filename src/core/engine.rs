@@ -58,6 +58,22 @@ pub struct Admitted {
     pub created_at: Millis,
 }
 
+impl Admitted {
+    /// The record to store for it.
+    pub fn stored(&self) -> StoredMessage {
+        StoredMessage {
+            key: self.key.clone(),
+            seq: self.seq,
+            group: self.group.clone(),
+            created_at: self.created_at,
+            active_since: self.created_at,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+        }
+    }
+}
+
 /// A request the driver should send, after persisting `attempts = attempt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
@@ -185,6 +201,7 @@ struct Entry {
     forced: bool,
     /// Its key in `Engine::ready`, when it is there.
     armed: Option<Millis>,
+    last_error: Option<LastError>,
 }
 
 struct Flush {
@@ -198,6 +215,7 @@ pub struct Engine {
     config: Config,
     flags: Flags,
     online: bool,
+    paused: bool,
     next_seq: u64,
     entries: BTreeMap<u64, Entry>,
     by_key: HashMap<String, u64>,
@@ -224,6 +242,7 @@ impl Engine {
             config,
             flags,
             online: true,
+            paused: false,
             next_seq: 1,
             entries: BTreeMap::new(),
             by_key: HashMap::new(),
@@ -304,19 +323,8 @@ impl Engine {
         if self.reserved.remove(&admitted.key).is_none() {
             return;
         }
-        let Admitted { key, seq, group, created_at } = admitted;
-        self.events.push_back(Event::Enqueued { key: key.clone(), group: group.clone() });
-        let stored = StoredMessage {
-            key,
-            seq,
-            group,
-            created_at,
-            active_since: created_at,
-            attempts: 0,
-            next_attempt_at: None,
-            last_error: None,
-        };
-        self.insert(stored, FRESH);
+        self.events.push_back(Event::Enqueued { key: admitted.key.clone(), group: admitted.group.clone() });
+        self.insert(admitted.stored(), FRESH);
     }
 
     /// Storing the admitted message failed: release its key.
@@ -339,7 +347,7 @@ impl Engine {
             return None;
         }
         let entry = &self.entries[&seq];
-        if !self.online && !entry.forced {
+        if self.gated() && !entry.forced {
             return None; // forced entries sort first (due 0), so none are behind this one
         }
         if now.saturating_sub(entry.active_since) >= self.config.max_age_ms {
@@ -352,6 +360,29 @@ impl Engine {
                 last_error: LastError {
                     status: None,
                     message: format!("not delivered within maxAgeMs ({} ms)", self.config.max_age_ms),
+                },
+                dead_at: now,
+            };
+            entry.state = State::Settling { settlement: settlement.clone(), from_send: false };
+            return Some(Action::Settle(settlement));
+        }
+        if entry.attempts >= self.config.max_attempts {
+            // Only a reload can get here: the last allowed attempt was persisted and sent,
+            // then the page went away before its outcome was recorded. That attempt counts
+            // (it was persisted before the request went out), so the cap is used up: sending
+            // again would make attempt maxAttempts + 1.
+            self.disarm(seq);
+            let entry = self.entries.get_mut(&seq).expect("armed entries exist");
+            let settlement = Settlement::Dead {
+                key: entry.key.clone(),
+                reason: DeadReason::MaxAttempts,
+                attempts: entry.attempts,
+                last_error: LastError {
+                    status: None,
+                    message: format!(
+                        "the last of maxAttempts ({}) attempts was interrupted before its outcome was recorded",
+                        self.config.max_attempts
+                    ),
                 },
                 dead_at: now,
             };
@@ -382,7 +413,7 @@ impl Engine {
     /// first. The driver re-arms its one timer only when this changes.
     pub fn poll_timeout(&self) -> Option<Millis> {
         let &(due, seq) = self.ready.first()?;
-        if !self.online && !self.entries[&seq].forced {
+        if self.gated() && !self.entries[&seq].forced {
             return None;
         }
         if self.busy >= self.config.concurrency {
@@ -428,6 +459,7 @@ impl Engine {
             return Some(settle_sent(entry, dead));
         }
         entry.failures = entry.failures.saturating_add(1);
+        entry.last_error = Some(last_error.clone());
         entry.wait = Wait { failed_at: Some(now), rand, not_before: retry_after.unwrap_or(0), network: !counted };
         let next_attempt_at = due_time(entry, &self.flags, &self.config);
         let retry = Settlement::Retry { key: key.into(), attempts: entry.attempts, next_attempt_at, last_error };
@@ -496,15 +528,22 @@ impl Engine {
         let id = self.next_flush;
         self.next_flush += 1;
         let remaining: HashSet<String> = self.by_key.keys().cloned().collect();
+        let mut summary = FlushSummary::default();
         let seqs: Vec<u64> = self.entries.keys().copied().collect();
         for seq in seqs {
             let entry = self.entries.get_mut(&seq).expect("listed");
-            if entry.state == State::Idle {
-                entry.forced = true;
-                self.rearm(seq);
+            match entry.state {
+                State::Idle => {
+                    entry.forced = true;
+                    self.rearm(seq);
+                }
+                // Already being sent: the flush waits for that request's outcome and counts
+                // it, so it counts the request too (else `delivered` could exceed `attempted`).
+                State::InFlight { .. } | State::Settling { from_send: true, .. } => summary.attempted += 1,
+                State::Settling { from_send: false, .. } => {}
             }
         }
-        let flush = Flush { id, remaining, summary: FlushSummary::default() };
+        let flush = Flush { id, remaining, summary };
         if flush.remaining.is_empty() {
             self.flushes_done.push_back((id, flush.summary));
         } else {
@@ -559,6 +598,22 @@ impl Engine {
         }
     }
 
+    /// Pauses (or resumes) automatic sending; `flush()` still sends. An app may pause
+    /// while, say, the user is signed out.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    /// Only forced (flushed) messages may go out: offline, or paused.
+    fn gated(&self) -> bool {
+        !self.online || self.paused
+    }
+
+    /// The keys of every dead letter.
+    pub fn dead_keys(&self) -> Vec<String> {
+        self.dead.iter().cloned().collect()
+    }
+
     /// Dead letters moved back to pending storage by the driver, each with a fresh seq
     /// from [`Engine::allocate_seq`] and attempts reset.
     pub fn redriven(&mut self, messages: Vec<StoredMessage>) {
@@ -591,6 +646,23 @@ impl Engine {
         Some(EntryView {
             in_flight: entry.state != State::Idle,
             next_attempt_at: if entry.failures > 0 { entry.armed } else { None },
+        })
+    }
+
+    /// A pending message's metadata as storage should hold it now: what the driver
+    /// writes, so that storage never needs a read-modify-write.
+    pub fn stored(&self, key: &str) -> Option<StoredMessage> {
+        let seq = *self.by_key.get(key)?;
+        let entry = &self.entries[&seq];
+        Some(StoredMessage {
+            key: entry.key.clone(),
+            seq,
+            group: entry.group.clone(),
+            created_at: entry.created_at,
+            active_since: entry.active_since,
+            attempts: entry.attempts,
+            next_attempt_at: if entry.failures > 0 { due_time(entry, &self.flags, &self.config) } else { None },
+            last_error: entry.last_error.clone(),
         })
     }
 
@@ -638,6 +710,7 @@ impl Engine {
                 wait,
                 forced: false,
                 armed: None,
+                last_error: m.last_error,
             },
         );
         // A message older than the group's current head must not overtake it: re-arm the

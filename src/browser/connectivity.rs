@@ -1,0 +1,32 @@
+//! The browser's `online` / `offline` events, as RAII listeners.
+
+use gloo_events::EventListener;
+use wasm_bindgen::JsCast;
+use web_sys::EventTarget;
+
+use super::js;
+
+/// Listens for connectivity changes while alive.
+#[must_use = "the listeners are removed when this is dropped"]
+pub struct Connectivity {
+    _online: EventListener,
+    _offline: EventListener,
+}
+
+impl Connectivity {
+    /// Calls `on_change(true)` on `online` and `on_change(false)` on `offline`.
+    pub fn listen(on_change: impl Fn(bool) + Clone + 'static) -> Connectivity {
+        let target: EventTarget = js_sys::global().unchecked_into();
+        let up = on_change.clone();
+        Connectivity {
+            _online: EventListener::new(&target, "online", move |_| up(true)),
+            _offline: EventListener::new(&target, "offline", move |_| on_change(false)),
+        }
+    }
+}
+
+/// What `navigator.onLine` says now (true where it is unknown). It can claim "online"
+/// without a working network, so the engine keeps probing with backoff either way.
+pub fn is_online() -> bool {
+    js::get(&js::global("navigator"), "onLine").as_bool().unwrap_or(true)
+}

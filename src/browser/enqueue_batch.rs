@@ -1,0 +1,124 @@
+//! Group commit: `enqueue` calls made while a write is under way wait and go together in
+//! the next transaction, so N concurrent calls cost a handful of commits instead of N.
+//! Each promise still resolves only after its own message is committed.
+
+use std::rc::Rc;
+
+use js_sys::{Function, Promise};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::spawn_local;
+
+use super::js;
+use super::outbox::{reject, to_js, Driver};
+use crate::core::{Admitted, ErrorCode, Millis, OutboxError};
+
+/// Messages waiting for the next write, and whether a write is under way.
+#[derive(Default)]
+pub struct EnqueueBatch {
+    queue: Vec<Waiting>,
+    writing: bool,
+}
+
+struct Waiting {
+    admitted: Admitted,
+    body: JsValue,
+    payload: JsValue,
+    resolve: Function,
+    reject: Function,
+}
+
+/// What `enqueue` resolves with.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Enqueued<'a> {
+    key: &'a str,
+    group: Option<&'a str>,
+    created_at: Millis,
+    attempts: u32,
+    state: &'static str,
+}
+
+/// Reads `{ key?, group? }`.
+fn key_and_group(options: &JsValue) -> Result<(Option<String>, Option<String>), OutboxError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok((None, None));
+    }
+    let field = |name: &str, code: ErrorCode| {
+        let value = js::get(options, name);
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        value.as_string().map(Some).ok_or_else(|| OutboxError::new(code, format!("{name} must be a string")))
+    };
+    Ok((field("key", ErrorCode::InvalidKey)?, field("group", ErrorCode::InvalidGroup)?))
+}
+
+impl Driver {
+    /// Checks and encodes a message, reserves its key and queues it for the next write.
+    pub(super) fn enqueue(self: Rc<Self>, payload: JsValue, options: &JsValue) -> Promise {
+        let admitted = self.check_open().and_then(|()| {
+            let (key, group) = key_and_group(options)?;
+            let max = self.engine.borrow().config().max_payload_bytes;
+            let encoded = js::encode_payload(&payload, max as f64);
+            let body = js::get(&encoded, "text");
+            if body.is_undefined() {
+                let code = match js::get(&encoded, "error").as_string().as_deref() {
+                    Some("payload-too-large") => ErrorCode::PayloadTooLarge,
+                    _ => ErrorCode::InvalidPayload,
+                };
+                return Err(OutboxError::new(code, js::get(&encoded, "message").as_string().unwrap_or_default()));
+            }
+            let admitted = self.engine.borrow_mut().admit(key, group, js::now(), js::random_bytes())?;
+            Ok((admitted, body))
+        });
+        let (admitted, body) = match admitted {
+            Ok(ok) => ok,
+            Err(err) => return reject(err),
+        };
+        let waiter = Promise::new(&mut |resolve, reject| {
+            let waiting = Waiting { admitted: admitted.clone(), body: body.clone(), payload: payload.clone(), resolve, reject };
+            self.batch.borrow_mut().queue.push(waiting);
+        });
+        let start = !std::mem::replace(&mut self.batch.borrow_mut().writing, true);
+        if start {
+            // Starts in a microtask: every `enqueue` of the current task joins this batch.
+            spawn_local(self.write_batches());
+        }
+        waiter
+    }
+
+    async fn write_batches(self: Rc<Self>) {
+        loop {
+            let batch = std::mem::take(&mut self.batch.borrow_mut().queue);
+            if batch.is_empty() {
+                self.batch.borrow_mut().writing = false;
+                return;
+            }
+            let records: Vec<_> = batch.iter().map(|w| (w.admitted.stored(), w.body.clone())).collect();
+            let written = self.store.insert(&records).await;
+            for w in batch {
+                match &written {
+                    Ok(()) => {
+                        let a = &w.admitted;
+                        let message = to_js(&Enqueued {
+                            key: &a.key,
+                            group: a.group.as_deref(),
+                            created_at: a.created_at,
+                            attempts: 0,
+                            state: "pending",
+                        });
+                        js::set(&message, "payload", &w.payload);
+                        self.engine.borrow_mut().commit_admitted(w.admitted);
+                        let _ = w.resolve.call1(&JsValue::NULL, &message);
+                    }
+                    Err(err) => {
+                        self.engine.borrow_mut().abort_admitted(&w.admitted.key);
+                        let _ = w.reject.call1(&JsValue::NULL, &err.clone().into());
+                    }
+                }
+            }
+            self.drive();
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The browser side: thin adapters that give the core ([`crate::core`]) its I/O.
+//!
+//! - [`outbox`]: the JS class `Outbox` and the driver loop that runs the engine.
+//! - [`store`]: IndexedDB storage: one database per outbox, four object stores.
+//! - [`idb`]: IndexedDB requests and transactions as futures.
+//! - [`enqueue_batch`]: group commit: concurrent `enqueue` calls share transactions.
+//! - [`transport`]: fetch (or the app's `transport`) with a timeout, to an [`Outcome`](crate::core::Outcome).
+//! - [`timer`]: the one re-armable wake-up timer.
+//! - [`connectivity`]: `online` / `offline` events.
+//! - [`js`]: small JS helpers (strict JSON encoding, globals, randomness).
+//! - [`error`]: [`OutboxError`](crate::core::OutboxError) to and from JS values.
+//! - [`options`]: reading `Outbox.open`'s options.
+//! - [`types`]: the hand-written TypeScript declarations.
+
+mod connectivity;
+mod enqueue_batch;
+mod error;
+mod idb;
+mod js;
+mod options;
+mod outbox;
+mod store;
+mod timer;
+mod transport;
+mod types;
+
+pub use outbox::Outbox;

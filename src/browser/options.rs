@@ -1,0 +1,93 @@
+//! Reading `Outbox.open`'s options: the plain values through serde, the functions by
+//! hand, everything checked before anything is opened.
+
+use js_sys::Function;
+use wasm_bindgen::{JsCast, JsValue};
+
+use super::error::invalid_options;
+use super::idb::Durability;
+use super::js::get;
+use super::transport::{Route, Sender};
+use crate::core::config::Options;
+use crate::core::{Config, Flags, OutboxError};
+
+/// Everything `Outbox.open` was told.
+pub struct OpenOptions {
+    /// The outbox's name: one IndexedDB database per name.
+    pub name: String,
+    /// Validated numeric options.
+    pub config: Config,
+    /// Flags to use when none are persisted.
+    pub flags: Flags,
+    /// How messages are sent.
+    pub sender: Sender,
+    /// How write transactions wait for the disk.
+    pub durability: Durability,
+    /// When false, nothing is sent until `flush()`.
+    pub auto_start: bool,
+}
+
+fn function(options: &JsValue, name: &str) -> Result<Option<Function>, OutboxError> {
+    let value = get(options, name);
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value.dyn_into().map(Some).map_err(|_| invalid_options(format!("{name} must be a function")))
+}
+
+/// Reads and validates the options object.
+pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
+    if !options.is_object() {
+        return Err(invalid_options("Outbox.open takes an options object"));
+    }
+    let name = get(options, "name").as_string().filter(|n| !n.is_empty());
+    let name = name.ok_or_else(|| invalid_options("name is required: a non-empty string"))?;
+    let plain: Options = serde_wasm_bindgen::from_value(options.clone())
+        .map_err(|e| invalid_options(format!("bad option: {e}")))?;
+    let (config, flags) = Config::from_options(&plain)?;
+    let transport = function(options, "transport")?;
+    let endpoint = get(options, "endpoint");
+    let route = match (transport, endpoint.as_string()) {
+        (Some(f), _) => Route::Custom(f),
+        (None, Some(endpoint)) if !endpoint.is_empty() => Route::Fetch {
+            endpoint,
+            headers: static_headers(&get(options, "headers"))?,
+            get_headers: function(options, "getHeaders")?,
+        },
+        _ if !endpoint.is_undefined() && !endpoint.is_null() => {
+            return Err(invalid_options("endpoint must be a non-empty URL string"))
+        }
+        _ => return Err(invalid_options("give an endpoint or a transport")),
+    };
+    let durability = match get(options, "durability").as_string().as_deref() {
+        None | Some("strict") => Durability::Strict,
+        Some("relaxed") => Durability::Relaxed,
+        Some(other) => return Err(invalid_options(format!("durability must be \"strict\" or \"relaxed\", not {other:?}"))),
+    };
+    let auto_start = match get(options, "autoStart") {
+        v if v.is_undefined() => true,
+        v => v.as_bool().ok_or_else(|| invalid_options("autoStart must be a boolean"))?,
+    };
+    let sender = Sender { route, classify: function(options, "classify")?, timeout_ms: config.request_timeout_ms };
+    Ok(OpenOptions { name, config, flags, sender, durability, auto_start })
+}
+
+fn static_headers(value: &JsValue) -> Result<Vec<(String, String)>, OutboxError> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(Vec::new());
+    }
+    if !value.is_object() {
+        return Err(invalid_options("headers must be an object of strings"));
+    }
+    let entries = js_sys::Object::entries(value.unchecked_ref());
+    entries
+        .iter()
+        .map(|pair| {
+            let pair: js_sys::Array = pair.unchecked_into();
+            match (pair.get(0).as_string(), pair.get(1).as_string()) {
+                (Some(name), Some(value)) => Ok((name, value)),
+                _ => Err(invalid_options("headers must be an object of strings")),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,439 @@
+//! The JS class `Outbox` and the driver that runs the engine in the browser.
+//!
+//! The driver's loop is [`Driver::drive`]: poll the engine for actions and start each as
+//! a task, re-arm the one timer for the engine's next deadline, and schedule event
+//! delivery. Every task ends by driving again. Events reach listeners in a later
+//! microtask, after the Rust call that made them has returned and released its borrows,
+//! so a listener may call any method of the outbox.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use js_sys::{Array, Function, Promise};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, spawn_local};
+
+use super::connectivity::{self, Connectivity};
+use super::enqueue_batch::EnqueueBatch;
+use super::js;
+use super::options;
+use super::store::{DeadRecord, Store};
+use super::timer::WakeTimer;
+use super::transport::Sender;
+use crate::core::{
+    Action, DeadReason, Engine, ErrorCode, Event, FlagsPatch, FlushId, LastError, Millis, Outcome, OutboxError,
+    Settlement, StoredMessage, Transmit,
+};
+
+/// A durable outbox. See the TypeScript declarations for the JS view.
+#[wasm_bindgen(skip_typescript)]
+pub struct Outbox {
+    driver: Rc<Driver>,
+}
+
+/// The state shared by the JS object and the tasks it starts.
+pub(super) struct Driver {
+    pub(super) engine: RefCell<Engine>,
+    pub(super) store: Store,
+    sender: Sender,
+    timer: RefCell<WakeTimer>,
+    pub(super) batch: RefCell<EnqueueBatch>,
+    listeners: RefCell<Vec<(u32, Function)>>,
+    next_listener: Cell<u32>,
+    flush_waiters: RefCell<Vec<(FlushId, Function, Function)>>,
+    delivery_scheduled: Cell<bool>,
+    pub(super) closed: Cell<bool>,
+    connectivity: RefCell<Option<Connectivity>>,
+}
+
+pub(super) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
+    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+}
+
+pub(super) fn reject(err: OutboxError) -> Promise {
+    Promise::reject(&err.into())
+}
+
+/// Runs a future as a JS promise, turning an [`OutboxError`] into a JS `OutboxError`.
+fn promise(future: impl std::future::Future<Output = Result<JsValue, OutboxError>> + 'static) -> Promise {
+    future_to_promise(async move { future.await.map_err(JsValue::from) })
+}
+
+/// Reads `keys?`: absent means "all"; otherwise an array of strings.
+fn keys_argument(keys: &JsValue) -> Result<Option<Vec<String>>, OutboxError> {
+    if keys.is_undefined() || keys.is_null() {
+        return Ok(None);
+    }
+    let bad = || OutboxError::new(ErrorCode::InvalidKey, "keys must be an array of key strings");
+    let array: &Array = keys.dyn_ref().ok_or_else(bad)?;
+    array.iter().map(|k| k.as_string().ok_or_else(bad)).collect::<Result<_, _>>().map(Some)
+}
+
+#[wasm_bindgen(js_class = Outbox)]
+impl Outbox {
+    /// Opens (or creates) the outbox `options.name` and starts sending what it holds.
+    pub async fn open(options: JsValue) -> Result<Outbox, JsValue> {
+        let options = options::read(&options)?;
+        let store = Store::open(&options.name, options.durability).await?;
+        let loaded = store.load().await?;
+        let mut engine = Engine::new(options.config, loaded.flags.unwrap_or(options.flags));
+        engine.restore(loaded.pending, loaded.dead_keys);
+        engine.set_online(connectivity::is_online());
+        engine.set_paused(!options.auto_start);
+        while engine.poll_event().is_some() {} // nobody is subscribed yet
+        let driver = Rc::new(Driver {
+            engine: RefCell::new(engine),
+            store,
+            sender: options.sender,
+            timer: RefCell::default(),
+            batch: RefCell::default(),
+            listeners: RefCell::default(),
+            next_listener: Cell::new(1),
+            flush_waiters: RefCell::default(),
+            delivery_scheduled: Cell::new(false),
+            closed: Cell::new(false),
+            connectivity: RefCell::new(None),
+        });
+        let weak = Rc::downgrade(&driver);
+        *driver.connectivity.borrow_mut() = Some(Connectivity::listen(move |online| {
+            if let Some(driver) = weak.upgrade() {
+                driver.engine.borrow_mut().set_online(online);
+                driver.drive();
+            }
+        }));
+        driver.drive();
+        Ok(Outbox { driver })
+    }
+
+    /// Stores a message durably; resolves with it once committed.
+    pub fn enqueue(&self, payload: JsValue, options: JsValue) -> Promise {
+        self.driver.clone().enqueue(payload, &options)
+    }
+
+    /// Pending messages, oldest first.
+    pub fn pending(&self) -> Promise {
+        let driver = self.driver.clone();
+        promise(async move {
+            driver.check_open()?;
+            let list = driver.store.list_pending().await?;
+            let engine = driver.engine.borrow();
+            Ok(list.iter().map(|(m, body)| pending_record(m, body, &engine)).collect::<Array>().into())
+        })
+    }
+
+    /// Dead letters, oldest first.
+    #[wasm_bindgen(js_name = deadLetters)]
+    pub fn dead_letters(&self) -> Promise {
+        let driver = self.driver.clone();
+        promise(async move {
+            driver.check_open()?;
+            let list = driver.store.list_dead().await?;
+            Ok(list.iter().map(|(d, body)| dead_record(d, body)).collect::<Array>().into())
+        })
+    }
+
+    /// Moves dead letters (all, or the given keys) back to pending with the same key.
+    #[wasm_bindgen(js_name = retryDead)]
+    pub fn retry_dead(&self, keys: JsValue) -> Promise {
+        let driver = self.driver.clone();
+        promise(async move {
+            driver.check_open()?;
+            let keys = keys_argument(&keys)?;
+            let now = js::now();
+            let moved = driver.store.redrive(keys.as_deref(), now, || driver.engine.borrow_mut().allocate_seq(now)).await?;
+            let count = moved.len();
+            driver.engine.borrow_mut().redriven(moved);
+            driver.drive();
+            Ok(count.into())
+        })
+    }
+
+    /// Deletes dead letters (all, or the given keys).
+    #[wasm_bindgen(js_name = discardDead)]
+    pub fn discard_dead(&self, keys: JsValue) -> Promise {
+        let driver = self.driver.clone();
+        promise(async move {
+            driver.check_open()?;
+            let keys = {
+                let engine = driver.engine.borrow();
+                match keys_argument(&keys)? {
+                    None => engine.dead_keys(),
+                    Some(keys) => keys.into_iter().filter(|k| engine.is_dead(k)).collect(),
+                }
+            };
+            driver.store.discard(&keys).await?;
+            let count = keys.len();
+            driver.engine.borrow_mut().discarded(keys);
+            driver.drive();
+            Ok(count.into())
+        })
+    }
+
+    /// Attempts every pending message now; resolves with a summary when done.
+    pub fn flush(&self) -> Promise {
+        if let Err(err) = self.driver.check_open() {
+            return reject(err);
+        }
+        let id = self.driver.engine.borrow_mut().flush();
+        let waiter = Promise::new(&mut |resolve, reject| self.driver.flush_waiters.borrow_mut().push((id, resolve, reject)));
+        self.driver.drive();
+        waiter
+    }
+
+    /// Changes the retry flags at once and persists them.
+    #[wasm_bindgen(js_name = setFlags)]
+    pub fn set_flags(&self, patch: JsValue) -> Promise {
+        let driver = self.driver.clone();
+        promise(async move {
+            driver.check_open()?;
+            let patch: FlagsPatch = serde_wasm_bindgen::from_value(patch)
+                .map_err(|e| OutboxError::new(ErrorCode::InvalidOptions, format!("bad flags: {e}")))?;
+            let flags = driver.engine.borrow_mut().set_flags(patch, js::now())?;
+            driver.drive();
+            driver.store.save_flags(&flags).await?;
+            Ok(to_js(&flags))
+        })
+    }
+
+    /// The current flags.
+    pub fn flags(&self) -> JsValue {
+        to_js(&self.driver.engine.borrow().flags())
+    }
+
+    /// Counts for a status display.
+    pub fn stats(&self) -> JsValue {
+        to_js(&self.driver.engine.borrow().stats(js::now()))
+    }
+
+    /// Stops automatic sending (flush still sends) until `resume()`.
+    pub fn pause(&self) {
+        self.driver.engine.borrow_mut().set_paused(true);
+    }
+
+    /// Resumes automatic sending.
+    pub fn resume(&self) {
+        self.driver.engine.borrow_mut().set_paused(false);
+        self.driver.drive();
+    }
+
+    /// Calls `listener(event)` on every state change; returns the function that stops it.
+    pub fn subscribe(&self, listener: Function) -> Function {
+        let id = self.driver.next_listener.get();
+        self.driver.next_listener.set(id + 1);
+        self.driver.listeners.borrow_mut().push((id, listener));
+        let weak: Weak<Driver> = Rc::downgrade(&self.driver);
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(driver) = weak.upgrade() {
+                driver.listeners.borrow_mut().retain(|(i, _)| *i != id);
+            }
+        })
+        .into_js_value()
+        .unchecked_into()
+    }
+
+    /// Stops sending and closes the database. Requests in flight are not recorded: their
+    /// messages stay pending and are resent, with the same key, when the outbox reopens.
+    pub fn close(&self) -> Promise {
+        let driver = &self.driver;
+        if !driver.closed.replace(true) {
+            driver.timer.borrow_mut().set(None, 0, || {});
+            driver.connectivity.borrow_mut().take();
+            driver.store.close();
+            let closed: JsValue = OutboxError::new(ErrorCode::Closed, "the outbox was closed").into();
+            for (_, _, reject) in driver.flush_waiters.borrow_mut().drain(..) {
+                let _ = reject.call1(&JsValue::NULL, &closed);
+            }
+        }
+        Promise::resolve(&JsValue::UNDEFINED)
+    }
+}
+
+impl Driver {
+    pub(super) fn check_open(&self) -> Result<(), OutboxError> {
+        if self.closed.get() {
+            return Err(OutboxError::new(ErrorCode::Closed, "the outbox was closed"));
+        }
+        Ok(())
+    }
+
+    /// Runs every action the engine has due, re-arms the timer, schedules delivery.
+    pub(super) fn drive(self: &Rc<Self>) {
+        if self.closed.get() {
+            return;
+        }
+        let now = js::now();
+        loop {
+            let action = self.engine.borrow_mut().poll_action(now);
+            match action {
+                None => break,
+                Some(Action::Send(transmit)) => spawn_local(self.clone().send(transmit)),
+                Some(Action::Settle(settlement)) => {
+                    let driver = self.clone();
+                    spawn_local(async move {
+                        driver.settle(settlement).await;
+                        driver.drive();
+                    })
+                }
+            }
+        }
+        let deadline = self.engine.borrow().poll_timeout();
+        let weak = Rc::downgrade(self);
+        self.timer.borrow_mut().set(deadline, now, move || {
+            if let Some(driver) = weak.upgrade() {
+                driver.timer.borrow_mut().fired();
+                driver.drive();
+            }
+        });
+        self.schedule_delivery();
+    }
+
+    async fn send(self: Rc<Self>, transmit: Transmit) {
+        let meta = self.engine.borrow().stored(&transmit.key);
+        let Some(mut meta) = meta else { return };
+        meta.attempts = transmit.attempt; // counted before the request goes out
+        let outcome = match self.store.begin_attempt(&meta).await {
+            Ok(Some(body)) => self.sender.send(&transmit, &body).await,
+            Ok(None) => Outcome::NetworkError { message: "the message's body is missing from storage".into() },
+            Err(err) => {
+                self.storage_failed(Some(&transmit.key), &err);
+                Outcome::NetworkError { message: err.message }
+            }
+        };
+        if self.closed.get() {
+            return; // stays pending in storage; resent with the same key on reopen
+        }
+        let settlement = self.engine.borrow_mut().on_outcome(&transmit.key, outcome, js::now(), js::random_unit());
+        if let Some(settlement) = settlement {
+            self.settle(settlement).await;
+        }
+        self.drive();
+    }
+
+    async fn settle(self: &Rc<Self>, settlement: Settlement) {
+        let meta = self.engine.borrow().stored(settlement.key());
+        let Some(mut meta) = meta else { return };
+        if let Settlement::Dead { attempts, last_error, .. } = &settlement {
+            meta.attempts = *attempts;
+            meta.last_error = Some(last_error.clone());
+            meta.next_attempt_at = None;
+        }
+        if let Err(err) = self.store.record(&settlement, meta).await {
+            self.storage_failed(Some(settlement.key()), &err);
+        }
+        if !self.closed.get() {
+            self.engine.borrow_mut().commit(settlement.key());
+        }
+    }
+
+    pub(super) fn storage_failed(&self, key: Option<&str>, err: &OutboxError) {
+        let event = Event::StorageFailed { key: key.map(String::from), message: err.to_string() };
+        self.engine.borrow_mut().push_event(event);
+    }
+
+    fn schedule_delivery(self: &Rc<Self>) {
+        if self.delivery_scheduled.replace(true) {
+            return;
+        }
+        let driver = self.clone();
+        spawn_local(async move {
+            driver.delivery_scheduled.set(false);
+            driver.deliver();
+        });
+    }
+
+    /// Hands queued events to listeners and settles finished flushes. No borrow is held
+    /// while JS runs.
+    fn deliver(&self) {
+        loop {
+            let event = self.engine.borrow_mut().poll_event();
+            let Some(event) = event else { break };
+            let event = to_js(&event);
+            let listeners: Vec<Function> = self.listeners.borrow().iter().map(|(_, f)| f.clone()).collect();
+            for listener in listeners {
+                if let Err(err) = listener.call1(&JsValue::NULL, &event) {
+                    web_sys_console_error(&err);
+                }
+            }
+        }
+        loop {
+            let done = self.engine.borrow_mut().poll_flush_done();
+            let Some((id, summary)) = done else { break };
+            let waiter = {
+                let mut waiters = self.flush_waiters.borrow_mut();
+                waiters.iter().position(|(i, _, _)| *i == id).map(|at| waiters.swap_remove(at).1)
+            };
+            if let Some(resolve) = waiter {
+                let _ = resolve.call1(&JsValue::NULL, &to_js(&summary));
+            }
+        }
+    }
+}
+
+/// A listener's exception must not stop the others; report it where developers look.
+fn web_sys_console_error(err: &JsValue) {
+    let console = js::global("console");
+    if let Ok(error) = js::get(&console, "error").dyn_into::<Function>() {
+        let _ = error.call2(&console, &"durable-outbox: a subscribe listener threw:".into(), err);
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageView<'a> {
+    key: &'a str,
+    group: Option<&'a str>,
+    created_at: Millis,
+    attempts: u32,
+    state: &'static str,
+    next_attempt_at: Option<Millis>,
+    last_error: Option<&'a LastError>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeadView<'a> {
+    key: &'a str,
+    group: Option<&'a str>,
+    created_at: Millis,
+    attempts: u32,
+    state: &'static str,
+    reason: DeadReason,
+    last_error: Option<&'a LastError>,
+    dead_at: Millis,
+}
+
+fn with_payload(record: JsValue, body: &JsValue) -> JsValue {
+    let payload = js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
+    js::set(&record, "payload", &payload);
+    record
+}
+
+fn pending_record(m: &StoredMessage, body: &JsValue, engine: &Engine) -> JsValue {
+    let view = engine.view(&m.key);
+    let record = MessageView {
+        key: &m.key,
+        group: m.group.as_deref(),
+        created_at: m.created_at,
+        attempts: engine.stored(&m.key).map_or(m.attempts, |s| s.attempts),
+        state: if view.is_some_and(|v| v.in_flight) { "in-flight" } else { "pending" },
+        next_attempt_at: view.map_or(m.next_attempt_at, |v| v.next_attempt_at),
+        last_error: m.last_error.as_ref(),
+    };
+    with_payload(to_js(&record), body)
+}
+
+fn dead_record(d: &DeadRecord, body: &JsValue) -> JsValue {
+    let m = &d.message;
+    let record = DeadView {
+        key: &m.key,
+        group: m.group.as_deref(),
+        created_at: m.created_at,
+        attempts: m.attempts,
+        state: "dead",
+        reason: d.reason,
+        last_error: m.last_error.as_ref(),
+        dead_at: d.dead_at,
+    };
+    with_payload(to_js(&record), body)
+}

@@ -1,0 +1,173 @@
+//! Sending one message: `fetch` to the endpoint (or the app's own `transport`), with a
+//! timeout, turned into an [`Outcome`] for the engine.
+
+use gloo_timers::callback::Timeout;
+use js_sys::{Function, Promise};
+use std::cell::Cell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Headers, RequestInit, Response};
+
+use super::error::describe;
+use super::js;
+use crate::core::outcome::parse_retry_after;
+use crate::core::{classify_status, Class, Outcome, Transmit};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch`, in a window or a worker alike.
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(url: &str, init: &RequestInit) -> Promise;
+}
+
+/// Where requests go.
+pub enum Route {
+    /// POST to `endpoint` with `fetch`.
+    Fetch {
+        /// The URL.
+        endpoint: String,
+        /// Static headers, sent with every request.
+        headers: Vec<(String, String)>,
+        /// Called before each send for fresh headers (an auth token, say).
+        get_headers: Option<Function>,
+    },
+    /// The app's `transport({key, payload, group, attempt, signal})`.
+    Custom(Function),
+}
+
+/// Sends messages and classifies what comes back.
+pub struct Sender {
+    /// Where requests go.
+    pub route: Route,
+    /// The app's `classify(status)`, if it overrides the status table.
+    pub classify: Option<Function>,
+    /// Abort after this long.
+    pub timeout_ms: u64,
+}
+
+impl Sender {
+    /// Sends `body` (JSON text) for the message and reports how it went.
+    pub async fn send(&self, transmit: &Transmit, body: &JsValue) -> Outcome {
+        let controller = AbortController::new().expect("AbortController exists where fetch does");
+        let timed_out = Rc::new(Cell::new(false));
+        let _timeout = {
+            let (controller, timed_out) = (controller.clone(), timed_out.clone());
+            // Dropped (cleared) when this function returns.
+            Timeout::new(self.timeout_ms.min(i32::MAX as u64) as u32, move || {
+                timed_out.set(true);
+                controller.abort();
+            })
+        };
+        let answer = match &self.route {
+            Route::Fetch { endpoint, headers, get_headers } => {
+                fetch(endpoint, headers, get_headers.as_ref(), transmit, body, &controller).await
+            }
+            Route::Custom(transport) => custom(transport, transmit, body, &controller).await,
+        };
+        match answer {
+            Ok((status, retry_after)) => {
+                let now = js::now();
+                Outcome::Response {
+                    status,
+                    class: self.class_of(status),
+                    retry_after: retry_after.and_then(|v| parse_retry_after(&v, now)),
+                }
+            }
+            Err(_) if timed_out.get() => Outcome::Timeout,
+            Err(message) => Outcome::NetworkError { message },
+        }
+    }
+
+    fn class_of(&self, status: u16) -> Class {
+        let verdict = self.classify.as_ref().and_then(|f| f.call1(&JsValue::NULL, &status.into()).ok());
+        match verdict.and_then(|v| v.as_string()).as_deref() {
+            Some("delivered") => Class::Delivered,
+            Some("transient") => Class::Transient,
+            Some("permanent") => Class::Permanent,
+            _ => classify_status(status),
+        }
+    }
+}
+
+/// The status and `Retry-After` of an answer, or why there was none.
+type Answer = Result<(u16, Option<String>), String>;
+
+async fn fetch(
+    endpoint: &str,
+    static_headers: &[(String, String)],
+    get_headers: Option<&Function>,
+    transmit: &Transmit,
+    body: &JsValue,
+    controller: &AbortController,
+) -> Answer {
+    let headers = Headers::new().map_err(|e| describe(&e))?;
+    for (name, value) in static_headers {
+        headers.set(name, value).map_err(|e| describe(&e))?;
+    }
+    if let Some(get_headers) = get_headers {
+        let fresh = await_value(get_headers.call0(&JsValue::NULL)).await.map_err(|e| format!("getHeaders failed: {}", describe(&e)))?;
+        if !fresh.is_undefined() && !fresh.is_null() {
+            // `new Headers(x)` accepts both a plain object and a Headers.
+            let fresh = Headers::new_with_headers(fresh.unchecked_ref()).map_err(|e| describe(&e))?;
+            for pair in js_sys::try_iter(&fresh).ok().flatten().into_iter().flatten().flatten() {
+                let pair: js_sys::Array = pair.unchecked_into();
+                let (name, value) = (pair.get(0).as_string(), pair.get(1).as_string());
+                if let (Some(name), Some(value)) = (name, value) {
+                    headers.set(&name, &value).map_err(|e| describe(&e))?;
+                }
+            }
+        }
+    }
+    // Set last, so an app header cannot replace the key.
+    headers.set("Content-Type", "application/json").map_err(|e| describe(&e))?;
+    headers.set("Idempotency-Key", &transmit.key).map_err(|e| describe(&e))?;
+    let init = RequestInit::new();
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(body);
+    init.set_signal(Some(&controller.signal()));
+    let response: Response = JsFuture::from(global_fetch(endpoint, &init))
+        .await
+        .map_err(|e| describe(&e))?
+        .unchecked_into();
+    let retry_after = response.headers().get("Retry-After").ok().flatten();
+    // Drain the body so the connection can be reused; its content does not matter.
+    if let Ok(text) = response.text() {
+        let _ = JsFuture::from(text).await;
+    }
+    Ok((response.status(), retry_after))
+}
+
+async fn custom(transport: &Function, transmit: &Transmit, body: &JsValue, controller: &AbortController) -> Answer {
+    let request = js_sys::Object::new();
+    let payload = js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
+    js::set(&request, "key", &transmit.key.as_str().into());
+    js::set(&request, "payload", &payload);
+    js::set(&request, "group", &transmit.group.as_deref().map_or(JsValue::NULL, JsValue::from));
+    js::set(&request, "attempt", &transmit.attempt.into());
+    js::set(&request, "signal", &controller.signal());
+    let call = transport.call1(&JsValue::NULL, &request);
+    // Race the app's promise against the abort signal, so a hung transport times out.
+    let aborted = js::reject_on_abort(&controller.signal());
+    let call = match call {
+        Ok(value) => Promise::resolve(&value),
+        Err(e) => Promise::reject(&e),
+    };
+    let raced = Promise::race(&js_sys::Array::of2(&call, &aborted));
+    let result = JsFuture::from(raced).await.map_err(|e| format!("transport failed: {}", describe(&e)))?;
+    let status = js::get(&result, "status").as_f64().filter(|s| (100.0..=599.0).contains(s) && s.fract() == 0.0);
+    let status = status.ok_or("transport returned no valid status")? as u16;
+    let headers = js::get(&result, "headers");
+    let retry_after = if headers.is_undefined() || headers.is_null() {
+        None
+    } else {
+        Headers::new_with_headers(headers.unchecked_ref()).ok().and_then(|h| h.get("Retry-After").ok().flatten())
+    };
+    Ok((status, retry_after))
+}
+
+/// Awaits a value if it is a promise (or any thenable), else returns it.
+async fn await_value(value: Result<JsValue, JsValue>) -> Result<JsValue, JsValue> {
+    JsFuture::from(Promise::resolve(&value?)).await
+}
