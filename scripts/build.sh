@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Builds the npm package into pkg/:
+#   cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz
+#   -> js/index.js + js/index.d.ts (the entry that loads the wasm itself)
+# Runs scripts/ensure-tools.sh first unless SKIP_ENSURE_TOOLS=1.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+P="[build]"
+log() { printf '%s %s\n' "$P" "$*"; }
+warn() { printf '%s WARNING: %s\n' "$P" "$*" >&2; }
+die() { printf '%s ERROR: %s\n' "$P" "$*" >&2; exit 1; }
+
+if [ "${SKIP_ENSURE_TOOLS:-0}" != 1 ]; then
+  bash scripts/ensure-tools.sh
+fi
+case ":$PATH:" in
+  *":${CARGO_HOME:-$HOME/.cargo}/bin:"*) ;;
+  *) export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" ;;
+esac
+
+CRATE=durable_outbox
+OUT=pkg
+WASM_IN="target/wasm32-unknown-unknown/release/$CRATE.wasm"
+
+log "cargo build --release --target wasm32-unknown-unknown -p durable-outbox --lib"
+cargo build --release --target wasm32-unknown-unknown -p durable-outbox --lib
+
+[ -f "$WASM_IN" ] || die "$WASM_IN was not produced"
+
+log "wasm-bindgen $(wasm-bindgen --version | awk '{print $2}') --target web -> $OUT/"
+rm -rf "$OUT"
+wasm-bindgen --target web --out-dir "$OUT" --out-name "$CRATE" "$WASM_IN"
+
+BG="$OUT/${CRATE}_bg.wasm"
+
+# wasm-opt: $WASM_OPT if set, else the newest of Debian's (binaryen package)
+# and an npm one (node_modules/.bin/wasm-opt, from the `binaryen` package, if
+# it is ever added). Binaryen 108 (Debian 12) cannot parse table.fill and mis-writes the export of
+# wasm-bindgen's externref table (binaryen issue #4711); scripts/wasm-check.mjs
+# catches that, and then the unoptimised module is kept, with a warning.
+wasm_opt_version() { "$1" --version 2>/dev/null | grep -oE '[0-9]+' | head -1; }
+WASM_OPT_BIN="${WASM_OPT:-}"
+if [ -z "$WASM_OPT_BIN" ]; then
+  best=0
+  for cand in "$(command -v wasm-opt 2>/dev/null || true)" "node_modules/.bin/wasm-opt"; do
+    [ -n "$cand" ] && [ -x "$cand" ] || continue
+    v="$(wasm_opt_version "$cand")"; v="${v:-0}"
+    if [ "$v" -gt "$best" ]; then best="$v"; WASM_OPT_BIN="$cand"; fi
+  done
+fi
+if [ -n "$WASM_OPT_BIN" ]; then
+  # Rust >= 1.87 emits these proposals by default for wasm32-unknown-unknown
+  # (and wasm-bindgen uses reference types for its externref table); binaryen
+  # must be told, or it refuses the module.
+  FEATURES=(
+    --enable-bulk-memory
+    --enable-nontrapping-float-to-int
+    --enable-sign-ext
+    --enable-mutable-globals
+    --enable-reference-types
+    --enable-multivalue
+  )
+  before=$(wc -c <"$BG")
+  log "$WASM_OPT_BIN -Oz ($("$WASM_OPT_BIN" --version))"
+  if ! "$WASM_OPT_BIN" -Oz "${FEATURES[@]}" "$BG" -o "$BG.opt" 2>"$BG.check"; then
+    # Binaryen 108 (Debian 12) cannot even parse table.fill, which Rust 1.95 emits.
+    warn "$WASM_OPT_BIN failed: $(tail -n 3 "$BG.check" | tr '\n' ' ')"
+    warn "keeping the unoptimised $BG ($before bytes); a newer binaryen is needed (the npm package binaryen 132 works: WASM_OPT=... or node_modules/.bin/wasm-opt)"
+    rm -f "$BG.opt"
+  elif node scripts/wasm-check.mjs "$BG" "$BG.opt" 2>"$BG.check"; then
+    mv "$BG.opt" "$BG"
+    log "wasm-opt: $before -> $(wc -c <"$BG") bytes"
+  else
+    warn "the output of $WASM_OPT_BIN is broken for this module: $(cat "$BG.check")"
+    warn "keeping the unoptimised $BG ($before bytes); a newer binaryen is needed (the npm package binaryen 132 works: WASM_OPT=... or node_modules/.bin/wasm-opt)"
+    rm -f "$BG.opt"
+  fi
+  rm -f "$BG.check"
+else
+  warn "wasm-opt not found (Debian package binaryen): skipping the size optimisation"
+fi
+
+# The engine that will run it must accept it.
+node -e '
+  const fs = require("fs");
+  const bytes = fs.readFileSync(process.argv[1]);
+  if (!WebAssembly.validate(bytes)) { console.error("[build] ERROR: " + process.argv[1] + " does not validate"); process.exit(1); }
+' "$BG"
+
+for f in index.js index.d.ts; do
+  [ -f "js/$f" ] || die "js/$f is missing (the package entry, hand-written in js/)"
+  cp "js/$f" "$OUT/$f"
+done
+# Any other hand-written module the entry imports.
+for f in js/*.js js/*.d.ts; do
+  [ -f "$f" ] || continue
+  cp -n "$f" "$OUT/" 2>/dev/null || true
+done
+
+gz() { gzip -9 -c "$1" | wc -c; }
+total=0
+log "gzip -9 sizes:"
+while IFS= read -r f; do
+  s=$(gz "$f"); total=$((total + s))
+  printf '%s   %-40s %8d bytes raw %8d bytes gzip\n' "$P" "${f#"$OUT"/}" "$(wc -c <"$f")" "$s"
+done < <(echo "$BG"; find "$OUT" -name '*.js' | sort)
+printf '%s   %-40s %8s          %8d bytes gzip\n' "$P" "total (wasm + JS)" "" "$total"
+log "done: $OUT/"
