@@ -14,7 +14,7 @@ use tower_http::services::ServeDir;
 
 use crate::chaos::Chaos;
 use crate::config::Config;
-use crate::handlers::{admin, flags, messages, ops};
+use crate::handlers::{admin, batch, flags, messages, ops};
 use crate::metrics::{Metrics, StoreOp};
 use crate::store::Store;
 
@@ -87,8 +87,7 @@ pub fn router(state: AppState) -> Router {
     let config = Arc::clone(&state.config);
     Router::new()
         .route("/v1/messages", post(messages::post).get(messages::list))
-        // Reserved for a later issue: POST /v1/messages/batch, one key per item, each
-        // item going through the same claim/complete protocol (a new `store::Effect`).
+        .route("/v1/messages/batch", post(batch::post))
         .route("/v1/flags", get(flags::get).put(flags::put))
         .route("/admin/chaos", get(admin::get_chaos).put(admin::put_chaos))
         .route("/admin/sweep", post(admin::sweep))

@@ -9,6 +9,9 @@
 //! | `lost-ack` | fraction 0..=1               | effect committed, then answered 503 + `Retry-After: 1`  |
 //! | `latency`  | duration (`50ms`, `1s`)      | added while holding the claim, before the effect        |
 //!
+//! `POST /v1/messages/batch` counts as one request: one `fail` roll before any effect,
+//! the latency once, and one `lost-ack` roll after all of its effects are committed.
+//!
 //! `off`, `none` or an empty string turn everything off. At runtime the same settings are
 //! read and replaced as JSON through `GET`/`PUT /admin/chaos`.
 

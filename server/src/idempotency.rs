@@ -33,8 +33,13 @@ pub fn key_from_headers(headers: &HeaderMap) -> Result<String, Problem> {
             "Idempotency-Key must be sent once",
         ));
     }
-    let raw = value.as_bytes();
-    // Strip one pair of sf-string quotes; what is inside is validated like a bare key.
+    parse_key(value.as_bytes())
+}
+
+/// Validates one key as sent (in the header, or in a batch item), bare or as an
+/// sf-string: one pair of surrounding quotes is stripped, and what is inside must pass
+/// [`validate_key`]. Returns the key itself.
+pub fn parse_key(raw: &[u8]) -> Result<String, Problem> {
     let raw = match raw {
         [b'"', inner @ .., b'"'] => inner,
         other => other,

@@ -15,7 +15,7 @@
 //! - [`auth`]: bearer token to tenant.
 //! - [`idempotency`]: key validation and the request fingerprint.
 //! - [`problem`]: `application/problem+json` errors with stable `type` URIs.
-//! - [`handlers`]: one file per resource (messages, flags, admin, ops).
+//! - [`handlers`]: one file per resource (messages, the message batch, flags, admin, ops).
 //! - [`store`]: the [`Store`] trait the handlers use, and its SQLite implementation.
 //! - [`flags`]: the flags document the clients read.
 //! - [`chaos`]: fault injection (failures, lost acks, latency).

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// What a request to `POST /v1/messages` (or any authenticated route, for
-/// `Unauthorized`) came to. One per request.
+/// What a request to `POST /v1/messages`, or one item of `POST /v1/messages/batch`
+/// (or any authenticated request, for `Unauthorized`), came to. One per request or item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Effect applied, 201.
@@ -40,6 +40,29 @@ const OUTCOMES: [(Outcome, &str); 8] = [
     (Outcome::Unauthorized, "unauthorized"),
     (Outcome::Chaos, "chaos"),
     (Outcome::Error, "error"),
+];
+
+/// What a `POST /v1/messages/batch` request came to. One per batch request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// 200 with per-item results.
+    Ok,
+    /// The whole batch refused: 400 or 413.
+    Rejected,
+    /// 401.
+    Unauthorized,
+    /// Answered by chaos (failure before any effect, or lost ack after them).
+    Chaos,
+    /// Store failure, 503.
+    Error,
+}
+
+const BATCH_OUTCOMES: [(BatchOutcome, &str); 5] = [
+    (BatchOutcome::Ok, "ok"),
+    (BatchOutcome::Rejected, "rejected"),
+    (BatchOutcome::Unauthorized, "unauthorized"),
+    (BatchOutcome::Chaos, "chaos"),
+    (BatchOutcome::Error, "error"),
 ];
 
 /// Store operations whose latency is recorded.
@@ -102,6 +125,7 @@ pub struct TenantCounts {
 #[derive(Default)]
 pub struct Metrics {
     requests: [AtomicU64; OUTCOMES.len()],
+    batches: [AtomicU64; BATCH_OUTCOMES.len()],
     effects: AtomicU64,
     chaos_fail: AtomicU64,
     chaos_lost_ack: AtomicU64,
@@ -131,9 +155,19 @@ impl Metrics {
         }
     }
 
+    /// Counts one batch request's outcome (its items go through [`Metrics::outcome`]).
+    pub fn batch(&self, o: BatchOutcome) {
+        self.batches[index(&BATCH_OUTCOMES, o)].fetch_add(1, Relaxed);
+    }
+
     /// Counts one applied effect (including those whose ack chaos then lost).
     pub fn effect_applied(&self) {
-        self.effects.fetch_add(1, Relaxed);
+        self.effects_applied(1);
+    }
+
+    /// Counts `n` applied effects.
+    pub fn effects_applied(&self, n: u64) {
+        self.effects.fetch_add(n, Relaxed);
     }
 
     /// Counts an injected fault.
@@ -171,12 +205,24 @@ impl Metrics {
         counter(
             &mut s,
             "outbox_requests_total",
-            "POST /v1/messages requests by outcome; unauthorized counts every route.",
+            "POST /v1/messages requests and batch items by outcome; unauthorized counts every route.",
         );
         for ((_, label), c) in OUTCOMES.iter().zip(&self.requests) {
             let _ = writeln!(
                 s,
                 "outbox_requests_total{{outcome=\"{label}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        counter(
+            &mut s,
+            "outbox_batch_requests_total",
+            "POST /v1/messages/batch requests by outcome.",
+        );
+        for ((_, label), c) in BATCH_OUTCOMES.iter().zip(&self.batches) {
+            let _ = writeln!(
+                s,
+                "outbox_batch_requests_total{{outcome=\"{label}\"}} {}",
                 c.load(Relaxed)
             );
         }

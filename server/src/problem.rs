@@ -37,6 +37,10 @@ pub enum Kind {
     ChaosLostAck,
     /// 503: the store failed; nothing was applied.
     StoreUnavailable,
+    /// 400: a batch body of the wrong shape, empty, or naming a key twice.
+    InvalidBatch,
+    /// 413: a batch with more items than the limit.
+    BatchTooLarge,
 }
 
 impl Kind {
@@ -55,6 +59,8 @@ impl Kind {
             Kind::ChaosFailure => "chaos-failure",
             Kind::ChaosLostAck => "chaos-lost-ack",
             Kind::StoreUnavailable => "store-unavailable",
+            Kind::InvalidBatch => "invalid-batch",
+            Kind::BatchTooLarge => "batch-too-large",
         }
     }
 
@@ -62,8 +68,8 @@ impl Kind {
         match self {
             Kind::Unauthorized => StatusCode::UNAUTHORIZED,
             Kind::MissingKey | Kind::InvalidKey | Kind::InvalidJson => StatusCode::BAD_REQUEST,
-            Kind::InvalidFlags | Kind::InvalidChaos => StatusCode::BAD_REQUEST,
-            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::InvalidFlags | Kind::InvalidChaos | Kind::InvalidBatch => StatusCode::BAD_REQUEST,
+            Kind::PayloadTooLarge | Kind::BatchTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Kind::KeyInUse => StatusCode::CONFLICT,
             Kind::KeyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Kind::ChaosFailure | Kind::ChaosLostAck | Kind::StoreUnavailable => {
@@ -86,6 +92,8 @@ impl Kind {
             Kind::ChaosFailure => "Injected failure",
             Kind::ChaosLostAck => "Injected lost acknowledgement",
             Kind::StoreUnavailable => "Store unavailable",
+            Kind::InvalidBatch => "Invalid batch",
+            Kind::BatchTooLarge => "Too many items in the batch",
         }
     }
 }
@@ -140,18 +148,32 @@ impl Problem {
     pub fn type_uri(&self) -> String {
         format!("{TYPE_BASE}{}", self.kind.slug())
     }
-}
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The `Retry-After` seconds, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// The problem+json body, as bytes.
+    pub fn body(&self) -> Vec<u8> {
         let body = Body {
             type_: self.type_uri(),
             title: self.kind.title(),
             status: self.status.as_u16(),
             detail: &self.detail,
         };
-        let json = serde_json::to_vec(&body).expect("problem body serializes");
-        let mut res = (self.status, json).into_response();
+        serde_json::to_vec(&body).expect("problem body serializes")
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, self.body()).into_response();
         let headers = res.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

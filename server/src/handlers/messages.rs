@@ -39,6 +39,73 @@ pub const PATH: &str = "/v1/messages";
 /// normally done within milliseconds; a crashed holder is bounded by the lease.
 const IN_USE_RETRY_AFTER: u64 = 1;
 
+/// The stored 201 answer of a first request (also used by the batch endpoint, so that a
+/// key applied in a batch replays exactly what a single POST would have stored).
+pub(crate) fn created(key: &str, received_at: SystemTime, seq: i64) -> StoredResponse {
+    let body = Created {
+        key,
+        received_at: timestamp(received_at),
+        seq,
+    };
+    StoredResponse {
+        status: 201,
+        content_type: "application/json".into(),
+        body: serde_json::to_vec(&body).expect("body serializes"),
+    }
+}
+
+/// 409 `key-in-use`, with `Retry-After`.
+pub(crate) fn in_use_problem() -> Problem {
+    Problem::new(
+        Kind::KeyInUse,
+        "a request with this Idempotency-Key is in progress",
+    )
+    .retry_after(IN_USE_RETRY_AFTER)
+}
+
+/// 422 `key-mismatch`.
+pub(crate) fn mismatch_problem() -> Problem {
+    Problem::new(
+        Kind::KeyMismatch,
+        "this Idempotency-Key was first used with a different request body",
+    )
+}
+
+/// 503 `store-unavailable`, with `Retry-After`; logs the error.
+pub(crate) fn store_problem(e: &StoreError) -> Problem {
+    eprintln!("outbox-server: {e}");
+    Problem::new(Kind::StoreUnavailable, "try again").retry_after(1)
+}
+
+/// The chaos `fail` answer with the configured status (503 carries `Retry-After`).
+pub(crate) fn chaos_fail_problem(status: u16) -> Problem {
+    let mut p = Problem::new(Kind::ChaosFailure, "injected failure before the effect")
+        .with_status(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE));
+    if status == 503 {
+        p = p.retry_after(1);
+    }
+    p
+}
+
+/// The chaos `lost-ack` answer.
+pub(crate) fn lost_ack_problem() -> Problem {
+    Problem::new(
+        Kind::ChaosLostAck,
+        "injected: the answer was lost after the effect",
+    )
+    .retry_after(1)
+}
+
+/// The answer to a body that could not be read: 413 over the limit, else 400.
+pub(crate) fn body_problem(st: &AppState, rej: BytesRejection) -> Problem {
+    if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let limit = st.config.max_body;
+        Problem::new(Kind::PayloadTooLarge, format!("the limit is {limit} bytes"))
+    } else {
+        Problem::new(Kind::InvalidJson, rej.body_text())
+    }
+}
+
 /// RFC 3339 with milliseconds, UTC.
 pub fn timestamp(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
@@ -85,27 +152,15 @@ fn problem(outcome: Outcome, p: Problem) -> Answer {
 }
 
 fn store_failed(e: StoreError) -> Answer {
-    eprintln!("outbox-server: {e}");
-    problem(
-        Outcome::Error,
-        Problem::new(Kind::StoreUnavailable, "try again").retry_after(1),
-    )
+    problem(Outcome::Error, store_problem(&e))
 }
 
 fn in_use() -> Answer {
-    let p = Problem::new(
-        Kind::KeyInUse,
-        "a request with this Idempotency-Key is in progress",
-    );
-    problem(Outcome::Conflict, p.retry_after(IN_USE_RETRY_AFTER))
+    problem(Outcome::Conflict, in_use_problem())
 }
 
 fn mismatch() -> Answer {
-    let p = Problem::new(
-        Kind::KeyMismatch,
-        "this Idempotency-Key was first used with a different request body",
-    );
-    problem(Outcome::Mismatch, p)
+    problem(Outcome::Mismatch, mismatch_problem())
 }
 
 async fn append(
@@ -121,17 +176,7 @@ async fn append(
     };
     let bytes = match body {
         Ok(b) => b,
-        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let limit = st.config.max_body;
-            let p = Problem::new(Kind::PayloadTooLarge, format!("the limit is {limit} bytes"));
-            return problem(Outcome::Rejected, p);
-        }
-        Err(rej) => {
-            return problem(
-                Outcome::Rejected,
-                Problem::new(Kind::InvalidJson, rej.body_text()),
-            )
-        }
+        Err(rej) => return problem(Outcome::Rejected, body_problem(st, rej)),
     };
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -148,12 +193,7 @@ async fn append(
     // 2. Chaos before anything is claimed: the request leaves no trace.
     if let Some(status) = st.chaos.roll_fail() {
         st.metrics.chaos(false);
-        let mut p = Problem::new(Kind::ChaosFailure, "injected failure before the effect")
-            .with_status(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE));
-        if status == 503 {
-            p = p.retry_after(1);
-        }
-        return problem(Outcome::Chaos, p);
+        return problem(Outcome::Chaos, chaos_fail_problem(status));
     }
 
     // 3. Read-only fast path: a resend of a completed request (the common case for an
@@ -202,11 +242,7 @@ async fn append(
     //    sees a failure and resends, and gets the replay.
     if st.chaos.roll_lost_ack() {
         st.metrics.chaos(true);
-        let p = Problem::new(
-            Kind::ChaosLostAck,
-            "injected: the answer was lost after the effect",
-        );
-        return problem(Outcome::Chaos, p.retry_after(1));
+        return problem(Outcome::Chaos, lost_ack_problem());
     }
     (Outcome::Applied, stored(committed, false))
 }
@@ -222,30 +258,7 @@ async fn process(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let received_at = SystemTime::now();
-    let body_key = key.clone();
-    let completion = Completion {
-        tenant: tenant.clone(),
-        key: key.clone(),
-        fence,
-        effect: Effect::Append {
-            payload,
-            received_at,
-        },
-        respond: Box::new(move |applied: &Applied| {
-            let body = Created {
-                key: &body_key,
-                received_at: timestamp(received_at),
-                seq: applied.seq,
-            };
-            StoredResponse {
-                status: 201,
-                content_type: "application/json".into(),
-                body: serde_json::to_vec(&body).expect("body serializes"),
-            }
-        }),
-        now: received_at,
-    };
+    let completion = append_completion(tenant.clone(), key.clone(), fence, payload);
     match st
         .timed(StoreOp::Complete, st.store.complete(completion))
         .await
@@ -262,6 +275,28 @@ async fn process(
             let _ = st.store.release(&tenant, &key, fence).await;
             Err(e)
         }
+    }
+}
+
+/// The completion that appends `payload` under a claimed key and stores its 201 answer.
+pub(crate) fn append_completion(
+    tenant: String,
+    key: String,
+    fence: i64,
+    payload: String,
+) -> Completion {
+    let received_at = SystemTime::now();
+    let body_key = key.clone();
+    Completion {
+        tenant,
+        key,
+        fence,
+        effect: Effect::Append {
+            payload,
+            received_at,
+        },
+        respond: Box::new(move |applied: &Applied| created(&body_key, received_at, applied.seq)),
+        now: received_at,
     }
 }
 

@@ -13,6 +13,13 @@
 //!    retry need not wait for the lease to run out.
 //! 5. [`Store::sweep`]: delete expired keys in bounded batches (the reaper).
 //!
+//! Steps 1 to 3 also come in a batched form ([`Store::lookup_many`],
+//! [`Store::claim_many`], [`Store::complete_many`]) for `POST /v1/messages/batch`: the
+//! same protocol per key, with several keys decided in one call (one transaction in the
+//! SQLite store). They have default implementations that loop over the single-key
+//! methods, so a store that does not override them keeps working, just with more
+//! transactions.
+//!
 //! Methods return boxed futures rather than using `async fn` so the trait stays
 //! dyn-compatible (`Arc<dyn Store>`) without an extra macro crate.
 
@@ -95,8 +102,9 @@ pub enum Claim {
 }
 
 /// The side effect of a request, applied by [`Store::complete`] in the same transaction
-/// that stores the response. An enum so that later endpoints (a batch append) add variants
-/// instead of new transaction paths.
+/// that stores the response. An enum so that later kinds of effect add variants instead
+/// of new transaction paths. (A batch is not a new effect: each item is its own
+/// [`Completion`] under its own key, passed together to [`Store::complete_many`].)
 #[derive(Debug, Clone)]
 pub enum Effect {
     /// Append one message to the tenant's log.
@@ -189,4 +197,66 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces the tenant's flags.
     fn put_flags(&self, tenant: &str, flags: Flags) -> StoreFuture<'_, ()>;
+
+    /// [`Store::lookup`] for several keys of one tenant: one entry per key, in order.
+    ///
+    /// The default calls [`Store::lookup`] once per key.
+    fn lookup_many(
+        &self,
+        tenant: &str,
+        keys: Vec<String>,
+    ) -> StoreFuture<'_, Vec<Option<KeyRecord>>> {
+        let tenant = tenant.to_owned();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in &keys {
+                out.push(self.lookup(&tenant, key).await?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// [`Store::claim`] for several keys: one [`Claim`] per request, in order, each
+    /// decided exactly as a single claim would be. The keys must be distinct.
+    ///
+    /// On `Err`, no claim is left behind. The default calls [`Store::claim`] once per
+    /// request and, if one fails, releases the claims it already took.
+    fn claim_many(&self, reqs: Vec<ClaimRequest>) -> StoreFuture<'_, Vec<Claim>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(reqs.len());
+            for req in &reqs {
+                match self.claim(req.clone()).await {
+                    Ok(c) => out.push(c),
+                    Err(e) => {
+                        for (req, c) in reqs.iter().zip(&out) {
+                            if let Claim::Claimed { fence } = c {
+                                let _ = self.release(&req.tenant, &req.key, *fence).await;
+                            }
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// [`Store::complete`] for several claims: one [`Completed`] per completion, in
+    /// order. Each item's effect and stored response stay atomic together, and effects
+    /// are applied in the given order (so log sequence numbers follow it). A stale fence
+    /// skips only its own item.
+    ///
+    /// The SQLite store does it all in one transaction, so `Err` means nothing was
+    /// applied. The default calls [`Store::complete`] once per completion and stops at
+    /// the first error; the items before it are then committed (and a resend replays
+    /// them), which is still safe because each item is atomic on its own.
+    fn complete_many(&self, done: Vec<Completion>) -> StoreFuture<'_, Vec<Completed>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(done.len());
+            for d in done {
+                out.push(self.complete(d).await?);
+            }
+            Ok(out)
+        })
+    }
 }

@@ -139,31 +139,161 @@ fn response_from(
     })
 }
 
+/// The read-only record of one key.
+fn lookup_in(c: &Connection, tenant: &str, key: &str) -> Result<Option<KeyRecord>, StoreError> {
+    c.prepare_cached(
+        "SELECT fingerprint, created_at_ms, state, status, content_type, body
+         FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![tenant, key], |r| {
+            let state: String = r.get(2)?;
+            let response = if state == "completed" {
+                response_from(r.get(3)?, r.get(4)?, r.get(5)?)
+            } else {
+                None
+            };
+            Ok(KeyRecord {
+                fingerprint: r.get(0)?,
+                created_at: from_ms(r.get(1)?),
+                response,
+            })
+        })
+        .optional()
+    })
+    .map_err(err)
+}
+
+/// The claim protocol for one key, inside the caller's IMMEDIATE transaction.
+fn claim_in(tx: &rusqlite::Transaction<'_>, req: &ClaimRequest) -> Result<Claim, StoreError> {
+    let now = to_ms(req.now);
+    let lease_until = now.saturating_add(req.lease.as_millis() as i64);
+    type Row = (
+        String,
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<Vec<u8>>,
+    );
+    let row: Option<Row> = tx
+        .prepare_cached(
+            "SELECT fingerprint, state, lease_until_ms, status, content_type, body
+             FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row(params![req.tenant, req.key], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(err)?;
+    Ok(match row {
+        None => {
+            let fence = next_fence(tx).map_err(err)?;
+            tx.execute(
+                "INSERT INTO idempotency_keys
+                 (tenant, key, fingerprint, state, fence, lease_until_ms, created_at_ms)
+                 VALUES (?1, ?2, ?3, 'in_progress', ?4, ?5, ?6)",
+                params![
+                    req.tenant,
+                    req.key,
+                    req.fingerprint,
+                    fence,
+                    lease_until,
+                    now
+                ],
+            )
+            .map_err(err)?;
+            Claim::Claimed { fence }
+        }
+        Some((fp, ..)) if fp != req.fingerprint => Claim::Mismatch,
+        Some((_, state, _, status, ct, body)) if state == "completed" => {
+            match response_from(status, ct, body) {
+                Some(resp) => Claim::Completed(resp),
+                None => return Err(StoreError("completed key without a response".into())),
+            }
+        }
+        Some((_, _, lease, ..)) if lease.unwrap_or(0) > now => Claim::InProgress,
+        Some(_) => {
+            // The holder's lease ran out (it crashed or hung): take the key over
+            // with a new fence so the old holder can no longer complete.
+            let fence = next_fence(tx).map_err(err)?;
+            tx.execute(
+                "UPDATE idempotency_keys SET fence = ?3, lease_until_ms = ?4
+                 WHERE tenant = ?1 AND key = ?2",
+                params![req.tenant, req.key, fence, lease_until],
+            )
+            .map_err(err)?;
+            Claim::Claimed { fence }
+        }
+    })
+}
+
+/// Checks the fence, applies the effect and stores the response, inside the caller's
+/// IMMEDIATE transaction. A stale fence writes nothing.
+fn complete_in(tx: &rusqlite::Transaction<'_>, done: Completion) -> Result<Completed, StoreError> {
+    let held: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT state, fence FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
+            params![done.tenant, done.key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(err)?;
+    if held != Some(("in_progress".to_owned(), done.fence)) {
+        return Ok(Completed::StaleFence);
+    }
+    let applied = match done.effect {
+        Effect::Append {
+            payload,
+            received_at,
+        } => {
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE tenant = ?1",
+                    params![done.tenant],
+                    |r| r.get(0),
+                )
+                .map_err(err)?;
+            tx.execute(
+                "INSERT INTO messages (tenant, seq, key, payload, received_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![done.tenant, seq, done.key, payload, to_ms(received_at)],
+            )
+            .map_err(err)?;
+            Applied { seq }
+        }
+    };
+    let resp = (done.respond)(&applied);
+    tx.execute(
+        "UPDATE idempotency_keys SET state = 'completed', lease_until_ms = NULL,
+         completed_at_ms = ?3, status = ?4, content_type = ?5, body = ?6
+         WHERE tenant = ?1 AND key = ?2",
+        params![
+            done.tenant,
+            done.key,
+            to_ms(done.now),
+            resp.status,
+            resp.content_type,
+            resp.body
+        ],
+    )
+    .map_err(err)?;
+    Ok(Completed::Committed(resp))
+}
+
 impl Store for SqliteStore {
     fn lookup(&self, tenant: &str, key: &str) -> StoreFuture<'_, Option<KeyRecord>> {
         let (tenant, key) = (tenant.to_owned(), key.to_owned());
-        self.run(move |c| {
-            c.query_row(
-                "SELECT fingerprint, created_at_ms, state, status, content_type, body
-                 FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
-                params![tenant, key],
-                |r| {
-                    let state: String = r.get(2)?;
-                    let response = if state == "completed" {
-                        response_from(r.get(3)?, r.get(4)?, r.get(5)?)
-                    } else {
-                        None
-                    };
-                    Ok(KeyRecord {
-                        fingerprint: r.get(0)?,
-                        created_at: from_ms(r.get(1)?),
-                        response,
-                    })
-                },
-            )
-            .optional()
-            .map_err(err)
-        })
+        self.run(move |c| lookup_in(c, &tenant, &key))
     }
 
     fn claim(&self, req: ClaimRequest) -> StoreFuture<'_, Claim> {
@@ -173,74 +303,7 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(err)?;
-            let now = to_ms(req.now);
-            let lease_until = now.saturating_add(req.lease.as_millis() as i64);
-            type Row = (
-                String,
-                String,
-                Option<i64>,
-                Option<i64>,
-                Option<String>,
-                Option<Vec<u8>>,
-            );
-            let row: Option<Row> = tx
-                .query_row(
-                    "SELECT fingerprint, state, lease_until_ms, status, content_type, body
-                     FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
-                    params![req.tenant, req.key],
-                    |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(err)?;
-            let claim = match row {
-                None => {
-                    let fence = next_fence(&tx).map_err(err)?;
-                    tx.execute(
-                        "INSERT INTO idempotency_keys
-                         (tenant, key, fingerprint, state, fence, lease_until_ms, created_at_ms)
-                         VALUES (?1, ?2, ?3, 'in_progress', ?4, ?5, ?6)",
-                        params![
-                            req.tenant,
-                            req.key,
-                            req.fingerprint,
-                            fence,
-                            lease_until,
-                            now
-                        ],
-                    )
-                    .map_err(err)?;
-                    Claim::Claimed { fence }
-                }
-                Some((fp, ..)) if fp != req.fingerprint => Claim::Mismatch,
-                Some((_, state, _, status, ct, body)) if state == "completed" => {
-                    match response_from(status, ct, body) {
-                        Some(resp) => Claim::Completed(resp),
-                        None => return Err(StoreError("completed key without a response".into())),
-                    }
-                }
-                Some((_, _, lease, ..)) if lease.unwrap_or(0) > now => Claim::InProgress,
-                Some(_) => {
-                    // The holder's lease ran out (it crashed or hung): take the key over
-                    // with a new fence so the old holder can no longer complete.
-                    let fence = next_fence(&tx).map_err(err)?;
-                    tx.execute(
-                        "UPDATE idempotency_keys SET fence = ?3, lease_until_ms = ?4
-                         WHERE tenant = ?1 AND key = ?2",
-                        params![req.tenant, req.key, fence, lease_until],
-                    )
-                    .map_err(err)?;
-                    Claim::Claimed { fence }
-                }
-            };
+            let claim = claim_in(&tx, &req)?;
             tx.commit().map_err(err)?;
             Ok(claim)
         })
@@ -251,55 +314,58 @@ impl Store for SqliteStore {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(err)?;
-            let held: Option<(String, i64)> = tx
-                .query_row(
-                    "SELECT state, fence FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
-                    params![done.tenant, done.key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(err)?;
-            if held != Some(("in_progress".to_owned(), done.fence)) {
-                return Ok(Completed::StaleFence);
-            }
-            let applied = match done.effect {
-                Effect::Append {
-                    payload,
-                    received_at,
-                } => {
-                    let seq: i64 = tx
-                        .query_row(
-                            "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE tenant = ?1",
-                            params![done.tenant],
-                            |r| r.get(0),
-                        )
-                        .map_err(err)?;
-                    tx.execute(
-                        "INSERT INTO messages (tenant, seq, key, payload, received_at_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![done.tenant, seq, done.key, payload, to_ms(received_at)],
-                    )
-                    .map_err(err)?;
-                    Applied { seq }
-                }
-            };
-            let resp = (done.respond)(&applied);
-            tx.execute(
-                "UPDATE idempotency_keys SET state = 'completed', lease_until_ms = NULL,
-                 completed_at_ms = ?3, status = ?4, content_type = ?5, body = ?6
-                 WHERE tenant = ?1 AND key = ?2",
-                params![
-                    done.tenant,
-                    done.key,
-                    to_ms(done.now),
-                    resp.status,
-                    resp.content_type,
-                    resp.body
-                ],
-            )
-            .map_err(err)?;
+            let completed = complete_in(&tx, done)?;
             tx.commit().map_err(err)?;
-            Ok(Completed::Committed(resp))
+            Ok(completed)
+        })
+    }
+
+    fn lookup_many(
+        &self,
+        tenant: &str,
+        keys: Vec<String>,
+    ) -> StoreFuture<'_, Vec<Option<KeyRecord>>> {
+        let tenant = tenant.to_owned();
+        // One read transaction, so the records are one consistent snapshot.
+        self.run(move |c| {
+            let tx = c.transaction().map_err(err)?;
+            let out = keys
+                .iter()
+                .map(|k| lookup_in(&tx, &tenant, k))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit().map_err(err)?;
+            Ok(out)
+        })
+    }
+
+    fn claim_many(&self, reqs: Vec<ClaimRequest>) -> StoreFuture<'_, Vec<Claim>> {
+        // All claims in one IMMEDIATE transaction: an error rolls every one of them back.
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err)?;
+            let out = reqs
+                .iter()
+                .map(|r| claim_in(&tx, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit().map_err(err)?;
+            Ok(out)
+        })
+    }
+
+    fn complete_many(&self, done: Vec<Completion>) -> StoreFuture<'_, Vec<Completed>> {
+        // Every item's effect and stored response in one transaction, in order: either
+        // all of them are committed (stale fences aside) or none is.
+        self.run(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err)?;
+            let out = done
+                .into_iter()
+                .map(|d| complete_in(&tx, d))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit().map_err(err)?;
+            Ok(out)
         })
     }
 
@@ -470,6 +536,71 @@ mod tests {
             Completed::StaleFence
         );
         assert_eq!(s.messages("t").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn batched_claims_and_completions_decide_each_key_as_alone() {
+        let s = SqliteStore::open(":memory:").unwrap();
+        // "done" completed, "busy" held by someone else, "other" used with fingerprint b.
+        let Claim::Claimed { fence } = s.claim(claim_req("done", "a", 100, 0)).await.unwrap()
+        else {
+            panic!()
+        };
+        s.complete(completion("done", fence)).await.unwrap();
+        s.claim(claim_req("busy", "a", 100_000, 0)).await.unwrap();
+        s.claim(claim_req("other", "b", 100_000, 0)).await.unwrap();
+
+        let keys = ["new1", "done", "busy", "other", "new2"];
+        let records = s
+            .lookup_many("t", keys.iter().map(|k| k.to_string()).collect())
+            .await
+            .unwrap();
+        let completed: Vec<bool> = records
+            .iter()
+            .map(|r| r.as_ref().is_some_and(|r| r.response.is_some()))
+            .collect();
+        assert_eq!(completed, [false, true, false, false, false]);
+        assert!(records[0].is_none() && records[2].is_some());
+
+        let claims = s
+            .claim_many(keys.iter().map(|k| claim_req(k, "a", 100, 10)).collect())
+            .await
+            .unwrap();
+        let [Claim::Claimed { fence: f1 }, Claim::Completed(_), Claim::InProgress, Claim::Mismatch, Claim::Claimed { fence: f2 }] =
+            claims[..]
+        else {
+            panic!("{claims:?}")
+        };
+        assert!(f2 > f1);
+        // A stale fence skips only its own item; the others commit in order.
+        let done = s
+            .complete_many(vec![
+                completion("new2", f2),
+                completion("new1", f1 + 1000),
+                completion("new1", f1),
+            ])
+            .await
+            .unwrap();
+        let bodies: Vec<Option<Vec<u8>>> = done
+            .into_iter()
+            .map(|d| match d {
+                Completed::Committed(r) => Some(r.body),
+                Completed::StaleFence => None,
+            })
+            .collect();
+        assert_eq!(bodies, [Some(b"2".to_vec()), None, Some(b"3".to_vec())]);
+        let log: Vec<String> = s
+            .messages("t")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(log, ["done", "new2", "new1"]);
+        assert!(matches!(
+            s.claim(claim_req("new1", "a", 100, 20)).await.unwrap(),
+            Claim::Completed(_)
+        ));
     }
 
     #[tokio::test]
