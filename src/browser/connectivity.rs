@@ -28,5 +28,7 @@ impl Connectivity {
 /// What `navigator.onLine` says now (true where it is unknown). It can claim "online"
 /// without a working network, so the engine keeps probing with backoff either way.
 pub fn is_online() -> bool {
-    js::get(&js::global("navigator"), "onLine").as_bool().unwrap_or(true)
+    js::get(&js::global("navigator"), "onLine")
+        .as_bool()
+        .unwrap_or(true)
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
+use super::channel::Note;
 use super::js;
 use super::outbox::{reject, to_js, Driver};
 use crate::core::{Admitted, ErrorCode, Millis, OutboxError};
@@ -49,9 +50,15 @@ fn key_and_group(options: &JsValue) -> Result<(Option<String>, Option<String>), 
         if value.is_undefined() || value.is_null() {
             return Ok(None);
         }
-        value.as_string().map(Some).ok_or_else(|| OutboxError::new(code, format!("{name} must be a string")))
+        value
+            .as_string()
+            .map(Some)
+            .ok_or_else(|| OutboxError::new(code, format!("{name} must be a string")))
     };
-    Ok((field("key", ErrorCode::InvalidKey)?, field("group", ErrorCode::InvalidGroup)?))
+    Ok((
+        field("key", ErrorCode::InvalidKey)?,
+        field("group", ErrorCode::InvalidGroup)?,
+    ))
 }
 
 impl Driver {
@@ -67,9 +74,15 @@ impl Driver {
                     Some("payload-too-large") => ErrorCode::PayloadTooLarge,
                     _ => ErrorCode::InvalidPayload,
                 };
-                return Err(OutboxError::new(code, js::get(&encoded, "message").as_string().unwrap_or_default()));
+                return Err(OutboxError::new(
+                    code,
+                    js::get(&encoded, "message").as_string().unwrap_or_default(),
+                ));
             }
-            let admitted = self.engine.borrow_mut().admit(key, group, js::now(), js::random_bytes())?;
+            let admitted =
+                self.engine
+                    .borrow_mut()
+                    .admit(key, group, js::now(), js::random_bytes())?;
             Ok((admitted, body))
         });
         let (admitted, body) = match admitted {
@@ -77,7 +90,13 @@ impl Driver {
             Err(err) => return reject(err),
         };
         let waiter = Promise::new(&mut |resolve, reject| {
-            let waiting = Waiting { admitted: admitted.clone(), body: body.clone(), payload: payload.clone(), resolve, reject };
+            let waiting = Waiting {
+                admitted: admitted.clone(),
+                body: body.clone(),
+                payload: payload.clone(),
+                resolve,
+                reject,
+            };
             self.batch.borrow_mut().queue.push(waiting);
         });
         let start = !std::mem::replace(&mut self.batch.borrow_mut().writing, true);
@@ -95,10 +114,22 @@ impl Driver {
                 self.batch.borrow_mut().writing = false;
                 return;
             }
-            let records: Vec<_> = batch.iter().map(|w| (w.admitted.stored(), w.body.clone())).collect();
+            let records: Vec<_> = batch
+                .iter()
+                .map(|w| (w.admitted.stored(), w.body.clone()))
+                .collect();
             let written = self.store.insert(&records).await;
-            for w in batch {
-                match &written {
+            let mut announced = Vec::new();
+            for (i, w) in batch.into_iter().enumerate() {
+                let outcome = match &written {
+                    Ok(stored) if stored[i] => Ok(()),
+                    Ok(_) => Err(OutboxError::new(
+                        ErrorCode::DuplicateKey,
+                        format!("{} was stored by another tab first", w.admitted.key),
+                    )),
+                    Err(err) => Err(err.clone()),
+                };
+                match outcome {
                     Ok(()) => {
                         let a = &w.admitted;
                         let message = to_js(&Enqueued {
@@ -109,14 +140,20 @@ impl Driver {
                             state: "pending",
                         });
                         js::set(&message, "payload", &w.payload);
+                        announced.push(a.stored());
                         self.engine.borrow_mut().commit_admitted(w.admitted);
                         let _ = w.resolve.call1(&JsValue::NULL, &message);
                     }
                     Err(err) => {
                         self.engine.borrow_mut().abort_admitted(&w.admitted.key);
-                        let _ = w.reject.call1(&JsValue::NULL, &err.clone().into());
+                        let _ = w.reject.call1(&JsValue::NULL, &err.into());
                     }
                 }
+            }
+            if !announced.is_empty() {
+                self.tell(&Note::Enqueued {
+                    messages: announced,
+                });
             }
             self.drive();
         }

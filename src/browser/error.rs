@@ -19,7 +19,10 @@ impl From<OutboxError> for JsValue {
 /// Reads a storage exception (a `DOMException`, usually): quota errors get their own
 /// code so an app can tell the user to free space.
 pub fn storage_error(value: &JsValue, doing: &str) -> OutboxError {
-    let name = Reflect::get(value, &"name".into()).ok().and_then(|n| n.as_string()).unwrap_or_default();
+    let name = Reflect::get(value, &"name".into())
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
     let message = Reflect::get(value, &"message".into())
         .ok()
         .and_then(|m| m.as_string())
@@ -29,7 +32,10 @@ pub fn storage_error(value: &JsValue, doing: &str) -> OutboxError {
         "QuotaExceededError" => ErrorCode::QuotaExceeded,
         _ => ErrorCode::StorageError,
     };
-    OutboxError::new(code, format!("IndexedDB failed while {doing}: {name} {message}"))
+    OutboxError::new(
+        code,
+        format!("IndexedDB failed while {doing}: {name} {message}"),
+    )
 }
 
 /// The message of any thrown JS value, for error texts.

@@ -45,20 +45,45 @@ pub fn transaction(
     let mode = match write {
         None => "readonly",
         Some(d) => {
-            let d = if d == Durability::Strict { "strict" } else { "relaxed" };
+            let d = if d == Durability::Strict {
+                "strict"
+            } else {
+                "relaxed"
+            };
             js_sys::Reflect::set(&options, &"durability".into(), &d.into())?;
             "readwrite"
         }
     };
-    db.unchecked_ref::<DatabaseWithOptions>().transaction_with_options(&names, mode, &options)
+    db.unchecked_ref::<DatabaseWithOptions>()
+        .transaction_with_options(&names, mode, &options)
 }
 
-/// The result of a request.
+/// The result of a request. A failed request aborts its transaction.
 pub async fn request(req: &IdbRequest) -> Result<JsValue, JsValue> {
+    request_with(req, false).await
+}
+
+/// The result of a request whose failure should not abort the transaction (an `add`
+/// that may meet an existing key, say): the rest of the transaction still commits.
+pub async fn request_tolerant(req: &IdbRequest) -> Result<JsValue, JsValue> {
+    request_with(req, true).await
+}
+
+async fn request_with(req: &IdbRequest, tolerate: bool) -> Result<JsValue, JsValue> {
     let target = req.clone();
-    let outcome = settle(move |event_type| match event_type.as_str() {
+    let outcome = settle(move |event| match event.type_().as_str() {
         "success" => Ok(target.result().unwrap_or(JsValue::UNDEFINED)),
-        _ => Err(target.error().ok().flatten().map(JsValue::from).unwrap_or(JsValue::NULL)),
+        _ => {
+            if tolerate {
+                event.prevent_default();
+            }
+            Err(target
+                .error()
+                .ok()
+                .flatten()
+                .map(JsValue::from)
+                .unwrap_or(JsValue::NULL))
+        }
     });
     req.set_onsuccess(Some(outcome.handler()));
     req.set_onerror(Some(outcome.handler()));
@@ -71,7 +96,7 @@ pub async fn request(req: &IdbRequest) -> Result<JsValue, JsValue> {
 /// Resolves when the transaction commits; fails if it aborts or errors.
 pub async fn committed(tx: &IdbTransaction) -> Result<(), JsValue> {
     let target = tx.clone();
-    let outcome = settle(move |event_type| match event_type.as_str() {
+    let outcome = settle(move |event| match event.type_().as_str() {
         "complete" => Ok(JsValue::UNDEFINED),
         _ => Err(target
             .error()
@@ -96,12 +121,12 @@ struct Settle {
     handler: Closure<dyn FnMut(web_sys::Event)>,
 }
 
-fn settle(decide: impl Fn(String) -> Result<JsValue, JsValue> + 'static) -> Settle {
+fn settle(decide: impl Fn(&web_sys::Event) -> Result<JsValue, JsValue> + 'static) -> Settle {
     let mut slots = None;
     let promise = Promise::new(&mut |resolve, reject| slots = Some((resolve, reject)));
     let (resolve, reject) = slots.expect("the Promise executor runs at once");
     let handler = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
-        let _ = match decide(event.type_()) {
+        let _ = match decide(&event) {
             Ok(value) => resolve.call1(&JsValue::NULL, &value),
             Err(err) => reject.call1(&JsValue::NULL, &err),
         };

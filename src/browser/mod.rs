@@ -7,19 +7,24 @@
 //! - [`transport`]: fetch (or the app's `transport`) with a timeout, to an [`Outcome`](crate::core::Outcome).
 //! - [`timer`]: the one re-armable wake-up timer.
 //! - [`connectivity`]: `online` / `offline` events.
+//! - [`tabs`], [`leadership`], [`channel`]: many tabs, one sender (Web Locks) and
+//!   cross-tab notes (BroadcastChannel).
 //! - [`js`]: small JS helpers (strict JSON encoding, globals, randomness).
 //! - [`error`]: [`OutboxError`](crate::core::OutboxError) to and from JS values.
 //! - [`options`]: reading `Outbox.open`'s options.
 //! - [`types`]: the hand-written TypeScript declarations.
 
+mod channel;
 mod connectivity;
 mod enqueue_batch;
 mod error;
 mod idb;
 mod js;
+mod leadership;
 mod options;
 mod outbox;
 mod store;
+mod tabs;
 mod timer;
 mod transport;
 mod types;

@@ -32,7 +32,10 @@ fn function(options: &JsValue, name: &str) -> Result<Option<Function>, OutboxErr
     if value.is_undefined() || value.is_null() {
         return Ok(None);
     }
-    value.dyn_into().map(Some).map_err(|_| invalid_options(format!("{name} must be a function")))
+    value
+        .dyn_into()
+        .map(Some)
+        .map_err(|_| invalid_options(format!("{name} must be a function")))
 }
 
 /// Reads and validates the options object.
@@ -62,14 +65,31 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
     let durability = match get(options, "durability").as_string().as_deref() {
         None | Some("strict") => Durability::Strict,
         Some("relaxed") => Durability::Relaxed,
-        Some(other) => return Err(invalid_options(format!("durability must be \"strict\" or \"relaxed\", not {other:?}"))),
+        Some(other) => {
+            return Err(invalid_options(format!(
+                "durability must be \"strict\" or \"relaxed\", not {other:?}"
+            )))
+        }
     };
     let auto_start = match get(options, "autoStart") {
         v if v.is_undefined() => true,
-        v => v.as_bool().ok_or_else(|| invalid_options("autoStart must be a boolean"))?,
+        v => v
+            .as_bool()
+            .ok_or_else(|| invalid_options("autoStart must be a boolean"))?,
     };
-    let sender = Sender { route, classify: function(options, "classify")?, timeout_ms: config.request_timeout_ms };
-    Ok(OpenOptions { name, config, flags, sender, durability, auto_start })
+    let sender = Sender {
+        route,
+        classify: function(options, "classify")?,
+        timeout_ms: config.request_timeout_ms,
+    };
+    Ok(OpenOptions {
+        name,
+        config,
+        flags,
+        sender,
+        durability,
+        auto_start,
+    })
 }
 
 fn static_headers(value: &JsValue) -> Result<Vec<(String, String)>, OutboxError> {

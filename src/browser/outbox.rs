@@ -14,16 +14,19 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
+use super::channel::{Channel, Note};
 use super::connectivity::{self, Connectivity};
 use super::enqueue_batch::EnqueueBatch;
 use super::js;
+use super::leadership::{FreezeWatch, LockRequest};
 use super::options;
 use super::store::{DeadRecord, Store};
+use super::tabs::{ForwardedFlush, RemoteFlush};
 use super::timer::WakeTimer;
 use super::transport::Sender;
 use crate::core::{
-    Action, DeadReason, Engine, ErrorCode, Event, FlagsPatch, FlushId, LastError, Millis, Outcome, OutboxError,
-    Settlement, StoredMessage, Transmit,
+    Action, DeadReason, Engine, ErrorCode, Event, FlagsPatch, FlushId, LastError, Millis,
+    OutboxError, Outcome, Settlement, StoredMessage, Transmit,
 };
 
 /// A durable outbox. See the TypeScript declarations for the JS view.
@@ -42,13 +45,27 @@ pub(super) struct Driver {
     listeners: RefCell<Vec<(u32, Function)>>,
     next_listener: Cell<u32>,
     flush_waiters: RefCell<Vec<(FlushId, Function, Function)>>,
+    /// Flushes run here for a forwarded `flush()` after this tab became the sender.
+    pub(super) local_flushes: RefCell<Vec<(FlushId, Function)>>,
     delivery_scheduled: Cell<bool>,
     pub(super) closed: Cell<bool>,
     connectivity: RefCell<Option<Connectivity>>,
+    /// The outbox's name (its database and its lock are named after it).
+    pub(super) name: String,
+    /// This tab's id in notes to other tabs.
+    pub(super) tab: String,
+    pub(super) channel: RefCell<Option<Channel>>,
+    pub(super) lock: RefCell<Option<LockRequest>>,
+    pub(super) freeze: RefCell<Option<FreezeWatch>>,
+    pub(super) frozen: Cell<bool>,
+    pub(super) remote_flushes: RefCell<Vec<RemoteFlush>>,
+    pub(super) forwarded_flushes: RefCell<Vec<ForwardedFlush>>,
 }
 
 pub(super) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).unwrap_or(JsValue::NULL)
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .unwrap_or(JsValue::NULL)
 }
 
 pub(super) fn reject(err: OutboxError) -> Promise {
@@ -56,7 +73,9 @@ pub(super) fn reject(err: OutboxError) -> Promise {
 }
 
 /// Runs a future as a JS promise, turning an [`OutboxError`] into a JS `OutboxError`.
-fn promise(future: impl std::future::Future<Output = Result<JsValue, OutboxError>> + 'static) -> Promise {
+fn promise(
+    future: impl std::future::Future<Output = Result<JsValue, OutboxError>> + 'static,
+) -> Promise {
     future_to_promise(async move { future.await.map_err(JsValue::from) })
 }
 
@@ -65,15 +84,25 @@ fn keys_argument(keys: &JsValue) -> Result<Option<Vec<String>>, OutboxError> {
     if keys.is_undefined() || keys.is_null() {
         return Ok(None);
     }
-    let bad = || OutboxError::new(ErrorCode::InvalidKey, "keys must be an array of key strings");
+    let bad = || {
+        OutboxError::new(
+            ErrorCode::InvalidKey,
+            "keys must be an array of key strings",
+        )
+    };
     let array: &Array = keys.dyn_ref().ok_or_else(bad)?;
-    array.iter().map(|k| k.as_string().ok_or_else(bad)).collect::<Result<_, _>>().map(Some)
+    array
+        .iter()
+        .map(|k| k.as_string().ok_or_else(bad))
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 #[wasm_bindgen(js_class = Outbox)]
 impl Outbox {
     /// Opens (or creates) the outbox `options.name` and starts sending what it holds.
     pub async fn open(options: JsValue) -> Result<Outbox, JsValue> {
+        report_panics();
         let options = options::read(&options)?;
         let store = Store::open(&options.name, options.durability).await?;
         let loaded = store.load().await?;
@@ -94,7 +123,17 @@ impl Outbox {
             delivery_scheduled: Cell::new(false),
             closed: Cell::new(false),
             connectivity: RefCell::new(None),
+            tab: crate::core::key::new_key(js::now(), js::random_bytes()),
+            name: options.name,
+            channel: RefCell::new(None),
+            lock: RefCell::new(None),
+            freeze: RefCell::new(None),
+            frozen: Cell::new(false),
+            remote_flushes: RefCell::default(),
+            local_flushes: RefCell::default(),
+            forwarded_flushes: RefCell::default(),
         });
+
         let weak = Rc::downgrade(&driver);
         *driver.connectivity.borrow_mut() = Some(Connectivity::listen(move |online| {
             if let Some(driver) = weak.upgrade() {
@@ -102,6 +141,7 @@ impl Outbox {
                 driver.drive();
             }
         }));
+        driver.start_tabs().await;
         driver.drive();
         Ok(Outbox { driver })
     }
@@ -118,7 +158,11 @@ impl Outbox {
             driver.check_open()?;
             let list = driver.store.list_pending().await?;
             let engine = driver.engine.borrow();
-            Ok(list.iter().map(|(m, body)| pending_record(m, body, &engine)).collect::<Array>().into())
+            Ok(list
+                .iter()
+                .map(|(m, body)| pending_record(m, body, &engine))
+                .collect::<Array>()
+                .into())
         })
     }
 
@@ -129,7 +173,11 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let list = driver.store.list_dead().await?;
-            Ok(list.iter().map(|(d, body)| dead_record(d, body)).collect::<Array>().into())
+            Ok(list
+                .iter()
+                .map(|(d, body)| dead_record(d, body))
+                .collect::<Array>()
+                .into())
         })
     }
 
@@ -141,8 +189,16 @@ impl Outbox {
             driver.check_open()?;
             let keys = keys_argument(&keys)?;
             let now = js::now();
-            let moved = driver.store.redrive(keys.as_deref(), now, || driver.engine.borrow_mut().allocate_seq(now)).await?;
+            let moved = driver
+                .store
+                .redrive(keys.as_deref(), now, || {
+                    driver.engine.borrow_mut().allocate_seq(now)
+                })
+                .await?;
             let count = moved.len();
+            driver.tell(&Note::Redriven {
+                messages: moved.clone(),
+            });
             driver.engine.borrow_mut().redriven(moved);
             driver.drive();
             Ok(count.into())
@@ -164,6 +220,7 @@ impl Outbox {
             };
             driver.store.discard(&keys).await?;
             let count = keys.len();
+            driver.tell(&Note::Discarded { keys: keys.clone() });
             driver.engine.borrow_mut().discarded(keys);
             driver.drive();
             Ok(count.into())
@@ -175,8 +232,16 @@ impl Outbox {
         if let Err(err) = self.driver.check_open() {
             return reject(err);
         }
+        if let Some(forwarded) = self.driver.forward_flush() {
+            return forwarded;
+        }
         let id = self.driver.engine.borrow_mut().flush();
-        let waiter = Promise::new(&mut |resolve, reject| self.driver.flush_waiters.borrow_mut().push((id, resolve, reject)));
+        let waiter = Promise::new(&mut |resolve, reject| {
+            self.driver
+                .flush_waiters
+                .borrow_mut()
+                .push((id, resolve, reject))
+        });
         self.driver.drive();
         waiter
     }
@@ -187,11 +252,13 @@ impl Outbox {
         let driver = self.driver.clone();
         promise(async move {
             driver.check_open()?;
-            let patch: FlagsPatch = serde_wasm_bindgen::from_value(patch)
-                .map_err(|e| OutboxError::new(ErrorCode::InvalidOptions, format!("bad flags: {e}")))?;
+            let patch: FlagsPatch = serde_wasm_bindgen::from_value(patch).map_err(|e| {
+                OutboxError::new(ErrorCode::InvalidOptions, format!("bad flags: {e}"))
+            })?;
             let flags = driver.engine.borrow_mut().set_flags(patch, js::now())?;
             driver.drive();
             driver.store.save_flags(&flags).await?;
+            driver.tell(&Note::Flags { flags });
             Ok(to_js(&flags))
         })
     }
@@ -239,8 +306,12 @@ impl Outbox {
         if !driver.closed.replace(true) {
             driver.timer.borrow_mut().set(None, 0, || {});
             driver.connectivity.borrow_mut().take();
+            driver.freeze.borrow_mut().take();
+            driver.lock.borrow_mut().take();
+            driver.channel.borrow_mut().take();
             driver.store.close();
-            let closed: JsValue = OutboxError::new(ErrorCode::Closed, "the outbox was closed").into();
+            let closed: JsValue =
+                OutboxError::new(ErrorCode::Closed, "the outbox was closed").into();
             for (_, _, reject) in driver.flush_waiters.borrow_mut().drain(..) {
                 let _ = reject.call1(&JsValue::NULL, &closed);
             }
@@ -294,16 +365,28 @@ impl Driver {
         meta.attempts = transmit.attempt; // counted before the request goes out
         let outcome = match self.store.begin_attempt(&meta).await {
             Ok(Some(body)) => self.sender.send(&transmit, &body).await,
-            Ok(None) => Outcome::NetworkError { message: "the message's body is missing from storage".into() },
+            Ok(None) => {
+                // Delivered or discarded by another tab; its note tells the listeners.
+                self.engine.borrow_mut().vanished(&transmit.key);
+                self.drive();
+                return;
+            }
             Err(err) => {
                 self.storage_failed(Some(&transmit.key), &err);
-                Outcome::NetworkError { message: err.message }
+                Outcome::NetworkError {
+                    message: err.message,
+                }
             }
         };
         if self.closed.get() {
             return; // stays pending in storage; resent with the same key on reopen
         }
-        let settlement = self.engine.borrow_mut().on_outcome(&transmit.key, outcome, js::now(), js::random_unit());
+        let settlement = self.engine.borrow_mut().on_outcome(
+            &transmit.key,
+            outcome,
+            js::now(),
+            js::random_unit(),
+        );
         if let Some(settlement) = settlement {
             self.settle(settlement).await;
         }
@@ -313,7 +396,12 @@ impl Driver {
     async fn settle(self: &Rc<Self>, settlement: Settlement) {
         let meta = self.engine.borrow().stored(settlement.key());
         let Some(mut meta) = meta else { return };
-        if let Settlement::Dead { attempts, last_error, .. } = &settlement {
+        if let Settlement::Dead {
+            attempts,
+            last_error,
+            ..
+        } = &settlement
+        {
             meta.attempts = *attempts;
             meta.last_error = Some(last_error.clone());
             meta.next_attempt_at = None;
@@ -323,11 +411,15 @@ impl Driver {
         }
         if !self.closed.get() {
             self.engine.borrow_mut().commit(settlement.key());
+            self.tell(&Note::Settled { settlement });
         }
     }
 
     pub(super) fn storage_failed(&self, key: Option<&str>, err: &OutboxError) {
-        let event = Event::StorageFailed { key: key.map(String::from), message: err.to_string() };
+        let event = Event::StorageFailed {
+            key: key.map(String::from),
+            message: err.to_string(),
+        };
         self.engine.borrow_mut().push_event(event);
     }
 
@@ -349,7 +441,12 @@ impl Driver {
             let event = self.engine.borrow_mut().poll_event();
             let Some(event) = event else { break };
             let event = to_js(&event);
-            let listeners: Vec<Function> = self.listeners.borrow().iter().map(|(_, f)| f.clone()).collect();
+            let listeners: Vec<Function> = self
+                .listeners
+                .borrow()
+                .iter()
+                .map(|(_, f)| f.clone())
+                .collect();
             for listener in listeners {
                 if let Err(err) = listener.call1(&JsValue::NULL, &event) {
                     web_sys_console_error(&err);
@@ -359,9 +456,19 @@ impl Driver {
         loop {
             let done = self.engine.borrow_mut().poll_flush_done();
             let Some((id, summary)) = done else { break };
+            if self.answer_remote_flush(id, summary) {
+                continue;
+            }
             let waiter = {
                 let mut waiters = self.flush_waiters.borrow_mut();
-                waiters.iter().position(|(i, _, _)| *i == id).map(|at| waiters.swap_remove(at).1)
+                let mut taken = self.local_flushes.borrow_mut();
+                match waiters.iter().position(|(i, _, _)| *i == id) {
+                    Some(at) => Some(waiters.swap_remove(at).1),
+                    None => taken
+                        .iter()
+                        .position(|(i, _)| *i == id)
+                        .map(|at| taken.swap_remove(at).1),
+                }
             };
             if let Some(resolve) = waiter {
                 let _ = resolve.call1(&JsValue::NULL, &to_js(&summary));
@@ -370,11 +477,29 @@ impl Driver {
     }
 }
 
+/// A panic is a bug in this library; say so on the console instead of a bare
+/// `unreachable` trap.
+fn report_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let console = js::global("console");
+            if let Ok(error) = js::get(&console, "error").dyn_into::<Function>() {
+                let _ = error.call1(&console, &format!("durable-outbox bug: {info}").into());
+            }
+        }));
+    });
+}
+
 /// A listener's exception must not stop the others; report it where developers look.
 fn web_sys_console_error(err: &JsValue) {
     let console = js::global("console");
     if let Ok(error) = js::get(&console, "error").dyn_into::<Function>() {
-        let _ = error.call2(&console, &"durable-outbox: a subscribe listener threw:".into(), err);
+        let _ = error.call2(
+            &console,
+            &"durable-outbox: a subscribe listener threw:".into(),
+            err,
+        );
     }
 }
 
@@ -404,7 +529,8 @@ struct DeadView<'a> {
 }
 
 fn with_payload(record: JsValue, body: &JsValue) -> JsValue {
-    let payload = js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
+    let payload =
+        js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
     js::set(&record, "payload", &payload);
     record
 }
@@ -416,7 +542,11 @@ fn pending_record(m: &StoredMessage, body: &JsValue, engine: &Engine) -> JsValue
         group: m.group.as_deref(),
         created_at: m.created_at,
         attempts: engine.stored(&m.key).map_or(m.attempts, |s| s.attempts),
-        state: if view.is_some_and(|v| v.in_flight) { "in-flight" } else { "pending" },
+        state: if view.is_some_and(|v| v.in_flight) {
+            "in-flight"
+        } else {
+            "pending"
+        },
         next_attempt_at: view.map_or(m.next_attempt_at, |v| v.next_attempt_at),
         last_error: m.last_error.as_ref(),
     };

@@ -15,10 +15,12 @@
 use js_sys::Array;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{IdbDatabase, IdbObjectStore, IdbObjectStoreParameters, IdbOpenDbRequest, IdbTransaction};
+use web_sys::{
+    IdbDatabase, IdbObjectStore, IdbObjectStoreParameters, IdbOpenDbRequest, IdbTransaction,
+};
 
 use super::error::storage_error;
-use super::idb::{committed, request, transaction, Durability};
+use super::idb::{committed, request, request_tolerant, transaction, Durability};
 use crate::core::{DeadReason, ErrorCode, Flags, Millis, OutboxError, Settlement, StoredMessage};
 
 const PENDING: &str = "pending";
@@ -64,8 +66,12 @@ fn to_js<T: Serialize>(value: &T) -> JsValue {
 }
 
 fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, OutboxError> {
-    serde_wasm_bindgen::from_value(value)
-        .map_err(|e| OutboxError::new(ErrorCode::StorageError, format!("a stored {what} is unreadable: {e}")))
+    serde_wasm_bindgen::from_value(value).map_err(|e| {
+        OutboxError::new(
+            ErrorCode::StorageError,
+            format!("a stored {what} is unreadable: {e}"),
+        )
+    })
 }
 
 fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore, JsValue> {
@@ -76,12 +82,13 @@ impl Store {
     /// Opens (creating or upgrading) the database of the outbox `name`.
     pub async fn open(name: &str, durability: Durability) -> Result<Store, OutboxError> {
         let factory = super::js::global("indexedDB");
-        let factory: web_sys::IdbFactory = factory
-            .dyn_into()
-            .map_err(|_| OutboxError::new(ErrorCode::Unsupported, "IndexedDB is not available here"))?;
+        let factory: web_sys::IdbFactory = factory.dyn_into().map_err(|_| {
+            OutboxError::new(ErrorCode::Unsupported, "IndexedDB is not available here")
+        })?;
         let db_name = format!("durable-outbox/{name}");
-        let req: IdbOpenDbRequest =
-            factory.open_with_u32(&db_name, VERSION).map_err(|e| storage_error(&e, "opening the database"))?;
+        let req: IdbOpenDbRequest = factory
+            .open_with_u32(&db_name, VERSION)
+            .map_err(|e| storage_error(&e, "opening the database"))?;
         let upgrade_target = req.clone();
         let on_upgrade = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
             if let Ok(db) = upgrade_target.result() {
@@ -91,7 +98,9 @@ impl Store {
         req.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
         let result = request(&req).await;
         req.set_onupgradeneeded(None);
-        let db: IdbDatabase = result.map_err(|e| storage_error(&e, "opening the database"))?.unchecked_into();
+        let db: IdbDatabase = result
+            .map_err(|e| storage_error(&e, "opening the database"))?
+            .unchecked_into();
         Ok(Store { db, durability })
     }
 
@@ -99,43 +108,103 @@ impl Store {
     pub async fn load(&self) -> Result<Loaded, OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "loading the outbox");
         let tx = transaction(&self.db, &[PENDING, DEAD, META], None).map_err(fail)?;
-        let pending = store(&tx, PENDING).and_then(|s| s.get_all()).map_err(fail)?;
-        let dead = store(&tx, DEAD).and_then(|s| s.get_all_keys()).map_err(fail)?;
-        let flags = store(&tx, META).and_then(|s| s.get(&FLAGS_KEY.into())).map_err(fail)?;
-        let pending: Vec<StoredMessage> = from_js(request(&pending).await.map_err(fail)?, "message")?;
-        let dead_keys: Vec<String> = from_js(request(&dead).await.map_err(fail)?, "dead-letter key")?;
+        let pending = store(&tx, PENDING)
+            .and_then(|s| s.get_all())
+            .map_err(fail)?;
+        let dead = store(&tx, DEAD)
+            .and_then(|s| s.get_all_keys())
+            .map_err(fail)?;
+        let flags = store(&tx, META)
+            .and_then(|s| s.get(&FLAGS_KEY.into()))
+            .map_err(fail)?;
+        let pending: Vec<StoredMessage> =
+            from_js(request(&pending).await.map_err(fail)?, "message")?;
+        let dead_keys: Vec<String> =
+            from_js(request(&dead).await.map_err(fail)?, "dead-letter key")?;
         let flags = request(&flags).await.map_err(fail)?;
-        let flags = if flags.is_undefined() { None } else { Some(from_js(flags, "flags document")?) };
-        Ok(Loaded { pending, dead_keys, flags })
+        let flags = if flags.is_undefined() {
+            None
+        } else {
+            Some(from_js(flags, "flags document")?)
+        };
+        Ok(Loaded {
+            pending,
+            dead_keys,
+            flags,
+        })
     }
 
-    /// Stores new messages, all in one transaction (group commit).
-    pub async fn insert(&self, batch: &[(StoredMessage, JsValue)]) -> Result<(), OutboxError> {
+    /// Stores new messages, all in one transaction (group commit). A key that another
+    /// tab stored first is left alone (`false` in the result) while the rest commit.
+    pub async fn insert(
+        &self,
+        batch: &[(StoredMessage, JsValue)],
+    ) -> Result<Vec<bool>, OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "storing new messages");
         let tx = self.write(&[PENDING, BODIES]).map_err(fail)?;
         let pending = store(&tx, PENDING).map_err(fail)?;
         let bodies = store(&tx, BODIES).map_err(fail)?;
+        let mut adds = Vec::with_capacity(batch.len());
         for (meta, body) in batch {
-            pending.put(&to_js(meta)).map_err(fail)?;
-            bodies.put_with_key(body, &meta.key.as_str().into()).map_err(fail)?;
+            let key: JsValue = meta.key.as_str().into();
+            adds.push((
+                pending.add(&to_js(meta)).map_err(fail)?,
+                bodies.add_with_key(body, &key).map_err(fail)?,
+            ));
         }
-        committed(&tx).await.map_err(fail)
+        let mut stored = Vec::with_capacity(batch.len());
+        for ((meta, _), (add_meta, add_body)) in batch.iter().zip(adds) {
+            let (meta_ok, body_ok) = (
+                request_tolerant(&add_meta).await.is_ok(),
+                request_tolerant(&add_body).await.is_ok(),
+            );
+            // Half a message is no message: undo the half that went in.
+            let key: JsValue = meta.key.as_str().into();
+            if meta_ok && !body_ok {
+                pending.delete(&key).map_err(fail)?;
+            }
+            if body_ok && !meta_ok {
+                bodies.delete(&key).map_err(fail)?;
+            }
+            stored.push(meta_ok && body_ok);
+        }
+        committed(&tx).await.map_err(fail)?;
+        Ok(stored)
     }
 
     /// Persists the attempt count before a request goes out, and reads the body to
-    /// send, in one transaction. `None` if the message is no longer stored.
-    pub async fn begin_attempt(&self, meta: &StoredMessage) -> Result<Option<JsValue>, OutboxError> {
+    /// send, in one transaction. `None` if the message is no longer stored (another tab
+    /// delivered or discarded it): then nothing is written.
+    pub async fn begin_attempt(
+        &self,
+        meta: &StoredMessage,
+    ) -> Result<Option<JsValue>, OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "recording an attempt");
+        let key: JsValue = meta.key.as_str().into();
         let tx = self.write(&[PENDING, BODIES]).map_err(fail)?;
-        store(&tx, PENDING).and_then(|s| s.put(&to_js(meta))).map_err(fail)?;
-        let body = store(&tx, BODIES).and_then(|s| s.get(&meta.key.as_str().into())).map_err(fail)?;
-        let body = request(&body).await.map_err(fail)?;
+        let pending = store(&tx, PENDING).map_err(fail)?;
+        let stored = pending.get(&key).map_err(fail)?;
+        let body = store(&tx, BODIES).and_then(|s| s.get(&key)).map_err(fail)?;
+        let (stored, body) = (
+            request(&stored).await.map_err(fail)?,
+            request(&body).await.map_err(fail)?,
+        );
+        let found = !stored.is_undefined() && !body.is_undefined();
+        if found {
+            pending.put(&to_js(meta)).map_err(fail)?;
+        } else if !stored.is_undefined() {
+            pending.delete(&key).map_err(fail)?; // metadata without a body can never be sent
+        }
         committed(&tx).await.map_err(fail)?;
-        Ok(if body.is_undefined() { None } else { Some(body) })
+        Ok(found.then_some(body))
     }
 
     /// Records an outcome. `meta` is the message's metadata as it should now be stored.
-    pub async fn record(&self, settlement: &Settlement, meta: StoredMessage) -> Result<(), OutboxError> {
+    pub async fn record(
+        &self,
+        settlement: &Settlement,
+        meta: StoredMessage,
+    ) -> Result<(), OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "recording an outcome");
         let key: JsValue = settlement.key().into();
         let tx = self.write(&[PENDING, DEAD, BODIES]).map_err(fail)?;
@@ -143,15 +212,29 @@ impl Store {
         match settlement {
             Settlement::Delivered { .. } => {
                 pending.delete(&key).map_err(fail)?;
-                store(&tx, BODIES).and_then(|s| s.delete(&key)).map_err(fail)?;
+                store(&tx, BODIES)
+                    .and_then(|s| s.delete(&key))
+                    .map_err(fail)?;
             }
             Settlement::Retry { .. } => {
-                pending.put(&to_js(&meta)).map_err(fail)?;
+                // Only if still there: another tab may have delivered it meanwhile.
+                let stored = pending.get(&key).map_err(fail)?;
+                if !request(&stored).await.map_err(fail)?.is_undefined() {
+                    pending.put(&to_js(&meta)).map_err(fail)?;
+                }
             }
-            Settlement::Dead { reason, dead_at, .. } => {
+            Settlement::Dead {
+                reason, dead_at, ..
+            } => {
                 pending.delete(&key).map_err(fail)?;
-                let record = DeadRecord { message: meta, reason: *reason, dead_at: *dead_at };
-                store(&tx, DEAD).and_then(|s| s.put(&to_js(&record))).map_err(fail)?;
+                let record = DeadRecord {
+                    message: meta,
+                    reason: *reason,
+                    dead_at: *dead_at,
+                };
+                store(&tx, DEAD)
+                    .and_then(|s| s.put(&to_js(&record)))
+                    .map_err(fail)?;
             }
         }
         committed(&tx).await.map_err(fail)
@@ -167,10 +250,16 @@ impl Store {
         self.list(DEAD).await
     }
 
-    async fn list<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<Vec<(T, JsValue)>, OutboxError> {
+    async fn list<T: for<'de> Deserialize<'de>>(
+        &self,
+        name: &str,
+    ) -> Result<Vec<(T, JsValue)>, OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "listing messages");
         let tx = transaction(&self.db, &[name, BODIES], None).map_err(fail)?;
-        let records = store(&tx, name).and_then(|s| s.index("seq")).and_then(|i| i.get_all()).map_err(fail)?;
+        let records = store(&tx, name)
+            .and_then(|s| s.index("seq"))
+            .and_then(|i| i.get_all())
+            .map_err(fail)?;
         let records: Array = request(&records).await.map_err(fail)?.unchecked_into();
         let bodies = store(&tx, BODIES).map_err(fail)?;
         let mut gets = Vec::with_capacity(records.length() as usize);
@@ -201,11 +290,19 @@ impl Store {
         let records: Vec<JsValue> = match keys {
             None => {
                 let all = dead.index("seq").and_then(|i| i.get_all()).map_err(fail)?;
-                request(&all).await.map_err(fail)?.unchecked_into::<Array>().iter().collect()
+                request(&all)
+                    .await
+                    .map_err(fail)?
+                    .unchecked_into::<Array>()
+                    .iter()
+                    .collect()
             }
             Some(keys) => {
-                let gets: Vec<_> =
-                    keys.iter().map(|k| dead.get(&k.as_str().into())).collect::<Result<_, _>>().map_err(fail)?;
+                let gets: Vec<_> = keys
+                    .iter()
+                    .map(|k| dead.get(&k.as_str().into()))
+                    .collect::<Result<_, _>>()
+                    .map_err(fail)?;
                 let mut found = Vec::new();
                 for get in gets {
                     let record = request(&get).await.map_err(fail)?;
@@ -253,7 +350,9 @@ impl Store {
     pub async fn save_flags(&self, flags: &Flags) -> Result<(), OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "saving the flags");
         let tx = self.write(&[META]).map_err(fail)?;
-        store(&tx, META).and_then(|s| s.put_with_key(&to_js(flags), &FLAGS_KEY.into())).map_err(fail)?;
+        store(&tx, META)
+            .and_then(|s| s.put_with_key(&to_js(flags), &FLAGS_KEY.into()))
+            .map_err(fail)?;
         committed(&tx).await.map_err(fail)
     }
 

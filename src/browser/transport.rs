@@ -60,8 +60,20 @@ impl Sender {
             })
         };
         let answer = match &self.route {
-            Route::Fetch { endpoint, headers, get_headers } => {
-                fetch(endpoint, headers, get_headers.as_ref(), transmit, body, &controller).await
+            Route::Fetch {
+                endpoint,
+                headers,
+                get_headers,
+            } => {
+                fetch(
+                    endpoint,
+                    headers,
+                    get_headers.as_ref(),
+                    transmit,
+                    body,
+                    &controller,
+                )
+                .await
             }
             Route::Custom(transport) => custom(transport, transmit, body, &controller).await,
         };
@@ -80,7 +92,10 @@ impl Sender {
     }
 
     fn class_of(&self, status: u16) -> Class {
-        let verdict = self.classify.as_ref().and_then(|f| f.call1(&JsValue::NULL, &status.into()).ok());
+        let verdict = self
+            .classify
+            .as_ref()
+            .and_then(|f| f.call1(&JsValue::NULL, &status.into()).ok());
         match verdict.and_then(|v| v.as_string()).as_deref() {
             Some("delivered") => Class::Delivered,
             Some("transient") => Class::Transient,
@@ -106,11 +121,20 @@ async fn fetch(
         headers.set(name, value).map_err(|e| describe(&e))?;
     }
     if let Some(get_headers) = get_headers {
-        let fresh = await_value(get_headers.call0(&JsValue::NULL)).await.map_err(|e| format!("getHeaders failed: {}", describe(&e)))?;
+        let fresh = await_value(get_headers.call0(&JsValue::NULL))
+            .await
+            .map_err(|e| format!("getHeaders failed: {}", describe(&e)))?;
         if !fresh.is_undefined() && !fresh.is_null() {
             // `new Headers(x)` accepts both a plain object and a Headers.
-            let fresh = Headers::new_with_headers(fresh.unchecked_ref()).map_err(|e| describe(&e))?;
-            for pair in js_sys::try_iter(&fresh).ok().flatten().into_iter().flatten().flatten() {
+            let fresh =
+                Headers::new_with_headers(fresh.unchecked_ref()).map_err(|e| describe(&e))?;
+            for pair in js_sys::try_iter(&fresh)
+                .ok()
+                .flatten()
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let pair: js_sys::Array = pair.unchecked_into();
                 let (name, value) = (pair.get(0).as_string(), pair.get(1).as_string());
                 if let (Some(name), Some(value)) = (name, value) {
@@ -120,8 +144,12 @@ async fn fetch(
         }
     }
     // Set last, so an app header cannot replace the key.
-    headers.set("Content-Type", "application/json").map_err(|e| describe(&e))?;
-    headers.set("Idempotency-Key", &transmit.key).map_err(|e| describe(&e))?;
+    headers
+        .set("Content-Type", "application/json")
+        .map_err(|e| describe(&e))?;
+    headers
+        .set("Idempotency-Key", &transmit.key)
+        .map_err(|e| describe(&e))?;
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);
@@ -139,12 +167,25 @@ async fn fetch(
     Ok((response.status(), retry_after))
 }
 
-async fn custom(transport: &Function, transmit: &Transmit, body: &JsValue, controller: &AbortController) -> Answer {
+async fn custom(
+    transport: &Function,
+    transmit: &Transmit,
+    body: &JsValue,
+    controller: &AbortController,
+) -> Answer {
     let request = js_sys::Object::new();
-    let payload = js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
+    let payload =
+        js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
     js::set(&request, "key", &transmit.key.as_str().into());
     js::set(&request, "payload", &payload);
-    js::set(&request, "group", &transmit.group.as_deref().map_or(JsValue::NULL, JsValue::from));
+    js::set(
+        &request,
+        "group",
+        &transmit
+            .group
+            .as_deref()
+            .map_or(JsValue::NULL, JsValue::from),
+    );
     js::set(&request, "attempt", &transmit.attempt.into());
     js::set(&request, "signal", &controller.signal());
     let call = transport.call1(&JsValue::NULL, &request);
@@ -155,14 +196,20 @@ async fn custom(transport: &Function, transmit: &Transmit, body: &JsValue, contr
         Err(e) => Promise::reject(&e),
     };
     let raced = Promise::race(&js_sys::Array::of2(&call, &aborted));
-    let result = JsFuture::from(raced).await.map_err(|e| format!("transport failed: {}", describe(&e)))?;
-    let status = js::get(&result, "status").as_f64().filter(|s| (100.0..=599.0).contains(s) && s.fract() == 0.0);
+    let result = JsFuture::from(raced)
+        .await
+        .map_err(|e| format!("transport failed: {}", describe(&e)))?;
+    let status = js::get(&result, "status")
+        .as_f64()
+        .filter(|s| (100.0..=599.0).contains(s) && s.fract() == 0.0);
     let status = status.ok_or("transport returned no valid status")? as u16;
     let headers = js::get(&result, "headers");
     let retry_after = if headers.is_undefined() || headers.is_null() {
         None
     } else {
-        Headers::new_with_headers(headers.unchecked_ref()).ok().and_then(|h| h.get("Retry-After").ok().flatten())
+        Headers::new_with_headers(headers.unchecked_ref())
+            .ok()
+            .and_then(|h| h.get("Retry-After").ok().flatten())
     };
     Ok((status, retry_after))
 }

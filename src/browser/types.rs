@@ -129,6 +129,8 @@ export interface Stats {
   /** Messages delivered since open. */
   delivered: number;
   online: boolean;
+  /** Whether this tab is the one that sends for this outbox (one tab per name does). */
+  sender: boolean;
 }
 
 export type OutboxEvent =
@@ -143,6 +145,7 @@ export type OutboxEvent =
   | { type: "online" }
   | { type: "offline" }
   | { type: "flags-changed"; flags: Flags }
+  | { type: "sender-changed"; sender: boolean }
   | { type: "storage-failed"; key: string | null; message: string };
 
 /** The stable codes of `OutboxError`. */
@@ -188,7 +191,7 @@ export class Outbox {
   retryDead(keys?: string[]): Promise<number>;
   /** Deletes dead letters (all, or these keys). Resolves with how many. */
   discardDead(keys?: string[]): Promise<number>;
-  /** Attempts every pending message now, ignoring backoff and the retry flag. */
+  /** Attempts every pending message now, ignoring backoff and the retry flag. In a tab that does not send, asks the sending tab. */
   flush(): Promise<FlushSummary>;
   /** Applies at once and persists. */
   setFlags(flags: Partial<Flags>): Promise<Flags>;

@@ -32,7 +32,10 @@ pub struct Flags {
 
 impl Default for Flags {
     fn default() -> Self {
-        Flags { retry_enabled: true, retry_interval_ms: 1_000 }
+        Flags {
+            retry_enabled: true,
+            retry_interval_ms: 1_000,
+        }
     }
 }
 
@@ -135,13 +138,22 @@ impl Config {
             }
         };
         let config = Config {
-            max_attempts: num("maxAttempts", options.max_attempts, 1.0, d.max_attempts.into())?
-                .min(u32::MAX.into()) as u32,
+            max_attempts: num(
+                "maxAttempts",
+                options.max_attempts,
+                1.0,
+                d.max_attempts.into(),
+            )?
+            .min(u32::MAX.into()) as u32,
             max_delay_ms: num("maxDelayMs", options.max_delay_ms, 0.0, d.max_delay_ms)?,
             jitter,
             max_age_ms: num("maxAgeMs", options.max_age_ms, 1.0, d.max_age_ms)?,
-            concurrency: num("concurrency", options.concurrency, 1.0, d.concurrency as u64)?
-                as usize,
+            concurrency: num(
+                "concurrency",
+                options.concurrency,
+                1.0,
+                d.concurrency as u64,
+            )? as usize,
             request_timeout_ms: num(
                 "requestTimeoutMs",
                 options.request_timeout_ms,
@@ -164,7 +176,9 @@ impl Config {
 fn whole_number(name: &str, v: f64, min: f64) -> Result<u64, OutboxError> {
     const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
     if !v.is_finite() || v.fract() != 0.0 || v < min || v > MAX_SAFE {
-        return Err(invalid(format!("{name} must be a whole number of at least {min}, not {v}")));
+        return Err(invalid(format!(
+            "{name} must be a whole number of at least {min}, not {v}"
+        )));
     }
     Ok(v as u64)
 }
@@ -183,33 +197,80 @@ mod tests {
         assert_eq!(c, Config::default());
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.max_age_ms, 604_800_000);
-        assert_eq!(f, Flags { retry_enabled: true, retry_interval_ms: 1000 });
+        assert_eq!(
+            f,
+            Flags {
+                retry_enabled: true,
+                retry_interval_ms: 1000
+            }
+        );
     }
 
     #[test]
     fn bad_numbers_and_unknown_jitter_are_refused() {
         let cases = [
-            Options { max_attempts: Some(-1.0), ..Default::default() },
-            Options { max_attempts: Some(0.0), ..Default::default() },
-            Options { max_delay_ms: Some(f64::NAN), ..Default::default() },
-            Options { concurrency: Some(1.5), ..Default::default() },
-            Options { request_timeout_ms: Some(f64::INFINITY), ..Default::default() },
-            Options { jitter: Some("bogus".into()), ..Default::default() },
             Options {
-                flags: Some(FlagsPatch { retry_interval_ms: Some(-5.0), retry_enabled: None }),
+                max_attempts: Some(-1.0),
+                ..Default::default()
+            },
+            Options {
+                max_attempts: Some(0.0),
+                ..Default::default()
+            },
+            Options {
+                max_delay_ms: Some(f64::NAN),
+                ..Default::default()
+            },
+            Options {
+                concurrency: Some(1.5),
+                ..Default::default()
+            },
+            Options {
+                request_timeout_ms: Some(f64::INFINITY),
+                ..Default::default()
+            },
+            Options {
+                jitter: Some("bogus".into()),
+                ..Default::default()
+            },
+            Options {
+                flags: Some(FlagsPatch {
+                    retry_interval_ms: Some(-5.0),
+                    retry_enabled: None,
+                }),
                 ..Default::default()
             },
         ];
         for o in cases {
-            assert_eq!(Config::from_options(&o).unwrap_err().code, ErrorCode::InvalidOptions, "{o:?}");
+            assert_eq!(
+                Config::from_options(&o).unwrap_err().code,
+                ErrorCode::InvalidOptions,
+                "{o:?}"
+            );
         }
     }
 
     #[test]
     fn a_flags_patch_changes_only_what_it_names() {
         let f = Flags::default();
-        let g = f.patched(FlagsPatch { retry_enabled: Some(false), retry_interval_ms: None }).unwrap();
-        assert_eq!(g, Flags { retry_enabled: false, retry_interval_ms: 1000 });
-        assert!(f.patched(FlagsPatch { retry_interval_ms: Some(0.0), ..Default::default() }).is_err());
+        let g = f
+            .patched(FlagsPatch {
+                retry_enabled: Some(false),
+                retry_interval_ms: None,
+            })
+            .unwrap();
+        assert_eq!(
+            g,
+            Flags {
+                retry_enabled: false,
+                retry_interval_ms: 1000
+            }
+        );
+        assert!(f
+            .patched(FlagsPatch {
+                retry_interval_ms: Some(0.0),
+                ..Default::default()
+            })
+            .is_err());
     }
 }

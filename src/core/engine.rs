@@ -11,6 +11,7 @@
 //! settling → delivered (gone), idle again (retry), or dead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::ops::Bound::{Excluded, Unbounded};
 
 use serde::{Deserialize, Serialize};
 
@@ -86,14 +87,34 @@ pub struct Transmit {
 }
 
 /// A change to persist: the outcome of a message, decided by the engine.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "outcome",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Settlement {
     /// Remove the message from pending storage.
-    Delivered { key: String, attempts: u32, status: u16 },
+    Delivered {
+        key: String,
+        attempts: u32,
+        status: u16,
+    },
     /// Keep it pending with new attempts, schedule and last error.
-    Retry { key: String, attempts: u32, next_attempt_at: Option<Millis>, last_error: LastError },
+    Retry {
+        key: String,
+        attempts: u32,
+        next_attempt_at: Option<Millis>,
+        last_error: LastError,
+    },
     /// Move it from pending storage to the dead-letter store.
-    Dead { key: String, reason: DeadReason, attempts: u32, last_error: LastError, dead_at: Millis },
+    Dead {
+        key: String,
+        reason: DeadReason,
+        attempts: u32,
+        last_error: LastError,
+        dead_at: Millis,
+    },
 }
 
 impl Settlement {
@@ -120,7 +141,7 @@ pub enum Action {
 pub type FlushId = u64;
 
 /// What one `flush()` did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlushSummary {
     /// Requests sent.
@@ -151,6 +172,8 @@ pub struct Stats {
     pub delivered: u64,
     /// Whether the browser last said it was online.
     pub online: bool,
+    /// Whether this engine sends (one tab per outbox does); the others mirror it.
+    pub sender: bool,
 }
 
 /// A pending message's live status, for listings.
@@ -162,13 +185,37 @@ pub struct EntryView {
     pub next_attempt_at: Option<Millis>,
 }
 
+/// Where a pending message stands: its stored `seq`, then a tie-break drawn from its
+/// key. Two tabs can pick the same `seq` in the same millisecond; the tie-break keeps
+/// their messages distinct and in the same order in every tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Pos {
+    seq: u64,
+    tie: u64,
+}
+
+impl Pos {
+    fn of(seq: u64, key: &str) -> Pos {
+        // FNV-1a: stable across tabs and sessions, unlike std's randomly seeded hasher.
+        let tie = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        Pos { seq, tie }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum State {
     Idle,
-    InFlight { attempt: u32 },
+    InFlight {
+        attempt: u32,
+    },
     /// Waiting for the driver to persist the settlement; `from_send` says whether the
     /// message holds a concurrency slot.
-    Settling { settlement: Settlement, from_send: bool },
+    Settling {
+        settlement: Settlement,
+        from_send: bool,
+    },
 }
 
 /// When an idle message may go out again.
@@ -184,7 +231,12 @@ struct Wait {
     network: bool,
 }
 
-const FRESH: Wait = Wait { failed_at: None, rand: 0.0, not_before: 0, network: false };
+const FRESH: Wait = Wait {
+    failed_at: None,
+    rand: 0.0,
+    not_before: 0,
+    network: false,
+};
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -216,13 +268,14 @@ pub struct Engine {
     flags: Flags,
     online: bool,
     paused: bool,
+    sender: bool,
     next_seq: u64,
-    entries: BTreeMap<u64, Entry>,
-    by_key: HashMap<String, u64>,
+    entries: BTreeMap<Pos, Entry>,
+    by_key: HashMap<String, Pos>,
     /// Pending seqs of each group, so the head (the oldest) is `first()`.
-    groups: HashMap<String, BTreeSet<u64>>,
+    groups: HashMap<String, BTreeSet<Pos>>,
     /// Idle group heads that may be sent, by due time: the only candidates for sending.
-    ready: BTreeSet<(Millis, u64)>,
+    ready: BTreeSet<(Millis, Pos)>,
     reserved: HashMap<String, u64>,
     dead: HashSet<String>,
     /// Messages holding a concurrency slot (in flight, or settling after a send).
@@ -243,6 +296,7 @@ impl Engine {
             flags,
             online: true,
             paused: false,
+            sender: true,
             next_seq: 1,
             entries: BTreeMap::new(),
             by_key: HashMap::new(),
@@ -274,7 +328,10 @@ impl Engine {
     pub fn restore(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
         for m in pending {
             self.next_seq = self.next_seq.max(m.seq + 1);
-            let wait = Wait { not_before: m.next_attempt_at.unwrap_or(0), ..FRESH };
+            let wait = Wait {
+                not_before: m.next_attempt_at.unwrap_or(0),
+                ..FRESH
+            };
             self.insert(m, wait);
         }
         self.dead.extend(dead_keys);
@@ -305,7 +362,10 @@ impl Engine {
             }
         }
         if self.by_key.contains_key(&key) || self.reserved.contains_key(&key) {
-            return Err(OutboxError::new(ErrorCode::DuplicateKey, format!("{key} is already pending")));
+            return Err(OutboxError::new(
+                ErrorCode::DuplicateKey,
+                format!("{key} is already pending"),
+            ));
         }
         if self.dead.contains(&key) {
             return Err(OutboxError::new(
@@ -315,7 +375,12 @@ impl Engine {
         }
         let seq = self.allocate_seq(now);
         self.reserved.insert(key.clone(), seq);
-        Ok(Admitted { key, seq, group, created_at: now })
+        Ok(Admitted {
+            key,
+            seq,
+            group,
+            created_at: now,
+        })
     }
 
     /// The admitted message is committed to storage: it becomes pending.
@@ -323,7 +388,10 @@ impl Engine {
         if self.reserved.remove(&admitted.key).is_none() {
             return;
         }
-        self.events.push_back(Event::Enqueued { key: admitted.key.clone(), group: admitted.group.clone() });
+        self.events.push_back(Event::Enqueued {
+            key: admitted.key.clone(),
+            group: admitted.group.clone(),
+        });
         self.insert(admitted.stored(), FRESH);
     }
 
@@ -342,28 +410,37 @@ impl Engine {
 
     /// The next thing to do at `now`, if any. Call until it returns `None`.
     pub fn poll_action(&mut self, now: Millis) -> Option<Action> {
-        let &(due, seq) = self.ready.first()?;
+        if !self.sender {
+            return None;
+        }
+        let &(due, pos) = self.ready.first()?;
         if due > now {
             return None;
         }
-        let entry = &self.entries[&seq];
+        let entry = &self.entries[&pos];
         if self.gated() && !entry.forced {
             return None; // forced entries sort first (due 0), so none are behind this one
         }
         if now.saturating_sub(entry.active_since) >= self.config.max_age_ms {
-            self.disarm(seq);
-            let entry = self.entries.get_mut(&seq).expect("armed entries exist");
+            self.disarm(pos);
+            let entry = self.entries.get_mut(&pos).expect("armed entries exist");
             let settlement = Settlement::Dead {
                 key: entry.key.clone(),
                 reason: DeadReason::Expired,
                 attempts: entry.attempts,
                 last_error: LastError {
                     status: None,
-                    message: format!("not delivered within maxAgeMs ({} ms)", self.config.max_age_ms),
+                    message: format!(
+                        "not delivered within maxAgeMs ({} ms)",
+                        self.config.max_age_ms
+                    ),
                 },
                 dead_at: now,
             };
-            entry.state = State::Settling { settlement: settlement.clone(), from_send: false };
+            entry.state = State::Settling {
+                settlement: settlement.clone(),
+                from_send: false,
+            };
             return Some(Action::Settle(settlement));
         }
         if entry.attempts >= self.config.max_attempts {
@@ -371,8 +448,8 @@ impl Engine {
             // then the page went away before its outcome was recorded. That attempt counts
             // (it was persisted before the request went out), so the cap is used up: sending
             // again would make attempt maxAttempts + 1.
-            self.disarm(seq);
-            let entry = self.entries.get_mut(&seq).expect("armed entries exist");
+            self.disarm(pos);
+            let entry = self.entries.get_mut(&pos).expect("armed entries exist");
             let settlement = Settlement::Dead {
                 key: entry.key.clone(),
                 reason: DeadReason::MaxAttempts,
@@ -386,21 +463,31 @@ impl Engine {
                 },
                 dead_at: now,
             };
-            entry.state = State::Settling { settlement: settlement.clone(), from_send: false };
+            entry.state = State::Settling {
+                settlement: settlement.clone(),
+                from_send: false,
+            };
             return Some(Action::Settle(settlement));
         }
         if self.busy >= self.config.concurrency {
             return None;
         }
-        self.disarm(seq);
-        let entry = self.entries.get_mut(&seq).expect("armed entries exist");
+        self.disarm(pos);
+        let entry = self.entries.get_mut(&pos).expect("armed entries exist");
         let attempt = entry.attempts.saturating_add(1);
         entry.state = State::InFlight { attempt };
         entry.forced = false;
         self.busy += 1;
         self.attempts += 1;
-        let transmit = Transmit { key: entry.key.clone(), group: entry.group.clone(), attempt };
-        self.events.push_back(Event::Sending { key: transmit.key.clone(), attempt });
+        let transmit = Transmit {
+            key: entry.key.clone(),
+            group: entry.group.clone(),
+            attempt,
+        };
+        self.events.push_back(Event::Sending {
+            key: transmit.key.clone(),
+            attempt,
+        });
         for flush in &mut self.flushes {
             if flush.remaining.contains(&transmit.key) {
                 flush.summary.attempted += 1;
@@ -412,8 +499,11 @@ impl Engine {
     /// When the driver should next call [`Engine::poll_action`], if nothing else happens
     /// first. The driver re-arms its one timer only when this changes.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let &(due, seq) = self.ready.first()?;
-        if self.gated() && !self.entries[&seq].forced {
+        if !self.sender {
+            return None;
+        }
+        let &(due, pos) = self.ready.first()?;
+        if self.gated() && !self.entries[&pos].forced {
             return None;
         }
         if self.busy >= self.config.concurrency {
@@ -424,28 +514,86 @@ impl Engine {
 
     /// Records the outcome of an attempt and returns the settlement to persist, or
     /// `None` if the key is not in flight (for example after a crash-restore race).
-    pub fn on_outcome(&mut self, key: &str, outcome: Outcome, now: Millis, rand: f64) -> Option<Settlement> {
-        let seq = *self.by_key.get(key)?;
+    pub fn on_outcome(
+        &mut self,
+        key: &str,
+        outcome: Outcome,
+        now: Millis,
+        rand: f64,
+    ) -> Option<Settlement> {
+        let pos = *self.by_key.get(key)?;
         let max_attempts = self.config.max_attempts;
-        let entry = self.entries.get_mut(&seq)?;
-        let State::InFlight { attempt } = entry.state else { return None };
+        let entry = self.entries.get_mut(&pos)?;
+        let State::InFlight { attempt } = entry.state else {
+            return None;
+        };
         let (counted, last_error, retry_after) = match outcome {
-            Outcome::Response { status, class: Class::Delivered, .. } => {
-                return Some(settle_sent(entry, Settlement::Delivered { key: key.into(), attempts: attempt, status }));
+            Outcome::Response {
+                status,
+                class: Class::Delivered,
+                ..
+            } => {
+                return Some(settle_sent(
+                    entry,
+                    Settlement::Delivered {
+                        key: key.into(),
+                        attempts: attempt,
+                        status,
+                    },
+                ));
             }
-            Outcome::Response { status, class: Class::Permanent, .. } => {
-                let last_error = LastError { status: Some(status), message: format!("rejected with HTTP {status}") };
-                let dead = Settlement::Dead { key: key.into(), reason: DeadReason::Rejected, attempts: attempt, last_error, dead_at: now };
+            Outcome::Response {
+                status,
+                class: Class::Permanent,
+                ..
+            } => {
+                let last_error = LastError {
+                    status: Some(status),
+                    message: format!("rejected with HTTP {status}"),
+                };
+                let dead = Settlement::Dead {
+                    key: key.into(),
+                    reason: DeadReason::Rejected,
+                    attempts: attempt,
+                    last_error,
+                    dead_at: now,
+                };
                 return Some(settle_sent(entry, dead));
             }
-            Outcome::Response { status, class: Class::Transient, retry_after } => {
-                (true, LastError { status: Some(status), message: format!("HTTP {status}") }, retry_after)
-            }
+            Outcome::Response {
+                status,
+                class: Class::Transient,
+                retry_after,
+            } => (
+                true,
+                LastError {
+                    status: Some(status),
+                    message: format!("HTTP {status}"),
+                },
+                retry_after,
+            ),
             Outcome::Timeout => {
-                let message = format!("no answer within requestTimeoutMs ({} ms)", self.config.request_timeout_ms);
-                (true, LastError { status: None, message }, None)
+                let message = format!(
+                    "no answer within requestTimeoutMs ({} ms)",
+                    self.config.request_timeout_ms
+                );
+                (
+                    true,
+                    LastError {
+                        status: None,
+                        message,
+                    },
+                    None,
+                )
             }
-            Outcome::NetworkError { message } => (false, LastError { status: None, message }, None),
+            Outcome::NetworkError { message } => (
+                false,
+                LastError {
+                    status: None,
+                    message,
+                },
+                None,
+            ),
         };
         entry.attempts = if counted { attempt } else { attempt - 1 };
         if counted && entry.attempts >= max_attempts {
@@ -460,17 +608,47 @@ impl Engine {
         }
         entry.failures = entry.failures.saturating_add(1);
         entry.last_error = Some(last_error.clone());
-        entry.wait = Wait { failed_at: Some(now), rand, not_before: retry_after.unwrap_or(0), network: !counted };
+        entry.wait = Wait {
+            failed_at: Some(now),
+            rand,
+            not_before: retry_after.unwrap_or(0),
+            network: !counted,
+        };
         let next_attempt_at = due_time(entry, &self.flags, &self.config);
-        let retry = Settlement::Retry { key: key.into(), attempts: entry.attempts, next_attempt_at, last_error };
+        let retry = Settlement::Retry {
+            key: key.into(),
+            attempts: entry.attempts,
+            next_attempt_at,
+            last_error,
+        };
         Some(settle_sent(entry, retry))
+    }
+
+    /// Storage no longer has a message this engine was about to send (another tab
+    /// delivered or discarded it): forget it, without events; the other tab's note
+    /// tells the listeners what happened.
+    pub fn vanished(&mut self, key: &str) {
+        let Some(&pos) = self.by_key.get(key) else {
+            return;
+        };
+        if matches!(self.entries[&pos].state, State::InFlight { .. }) {
+            self.busy -= 1;
+        }
+        self.remove(pos);
+        self.note_flush(key, |_| {}, None);
     }
 
     /// The driver has persisted (or tried to persist) the settlement of `key`: apply it.
     pub fn commit(&mut self, key: &str) {
-        let Some(&seq) = self.by_key.get(key) else { return };
-        let entry = self.entries.get_mut(&seq).expect("indexed entries exist");
-        let State::Settling { settlement, from_send } = std::mem::replace(&mut entry.state, State::Idle) else {
+        let Some(&pos) = self.by_key.get(key) else {
+            return;
+        };
+        let entry = self.entries.get_mut(&pos).expect("indexed entries exist");
+        let State::Settling {
+            settlement,
+            from_send,
+        } = std::mem::replace(&mut entry.state, State::Idle)
+        else {
             return;
         };
         if from_send {
@@ -478,14 +656,25 @@ impl Engine {
         }
         let attempt = entry.attempts;
         match settlement {
-            Settlement::Delivered { key, attempts, status } => {
+            Settlement::Delivered {
+                key,
+                attempts,
+                status,
+            } => {
                 let group = entry.group.clone();
-                self.remove(seq);
+                self.remove(pos);
                 self.delivered += 1;
                 self.note_flush(&key, |s| s.delivered += 1, None);
-                self.events.push_back(Event::Delivered { key, group, attempts, status });
+                self.events.push_back(Event::Delivered {
+                    key,
+                    group,
+                    attempts,
+                    status,
+                });
             }
-            Settlement::Retry { key, last_error, .. } => {
+            Settlement::Retry {
+                key, last_error, ..
+            } => {
                 let counted = !entry.wait.network;
                 let attempt = if counted { attempt } else { attempt + 1 };
                 self.events.push_back(Event::AttemptFailed {
@@ -495,15 +684,24 @@ impl Engine {
                     message: last_error.message,
                     counted,
                 });
-                self.arm(seq);
-                if let Some(at) = self.entries[&seq].armed {
-                    let failed_at = self.entries[&seq].wait.failed_at.unwrap_or(at);
-                    self.events.push_back(Event::RetryScheduled { key: key.clone(), at, delay_ms: at.saturating_sub(failed_at) });
+                self.arm(pos);
+                if let Some(at) = self.entries[&pos].armed {
+                    let failed_at = self.entries[&pos].wait.failed_at.unwrap_or(at);
+                    self.events.push_back(Event::RetryScheduled {
+                        key: key.clone(),
+                        at,
+                        delay_ms: at.saturating_sub(failed_at),
+                    });
                 }
-                let group = self.entries[&seq].group.clone();
-                self.note_flush(&key, |s| s.failed += 1, group.map(|g| (g, seq)));
+                let group = self.entries[&pos].group.clone();
+                self.note_flush(&key, |s| s.failed += 1, group.map(|g| (g, pos)));
             }
-            Settlement::Dead { key, reason, last_error, .. } => {
+            Settlement::Dead {
+                key,
+                reason,
+                last_error,
+                ..
+            } => {
                 if from_send {
                     self.events.push_back(Event::AttemptFailed {
                         key: key.clone(),
@@ -513,10 +711,14 @@ impl Engine {
                         counted: true,
                     });
                 }
-                self.remove(seq);
+                self.remove(pos);
                 self.dead.insert(key.clone());
                 self.note_flush(&key, |s| s.dead += 1, None);
-                self.events.push_back(Event::DeadLettered { key, reason, last_error });
+                self.events.push_back(Event::DeadLettered {
+                    key,
+                    reason,
+                    last_error,
+                });
             }
         }
     }
@@ -529,21 +731,30 @@ impl Engine {
         self.next_flush += 1;
         let remaining: HashSet<String> = self.by_key.keys().cloned().collect();
         let mut summary = FlushSummary::default();
-        let seqs: Vec<u64> = self.entries.keys().copied().collect();
-        for seq in seqs {
-            let entry = self.entries.get_mut(&seq).expect("listed");
+        let positions: Vec<Pos> = self.entries.keys().copied().collect();
+        for pos in positions {
+            let entry = self.entries.get_mut(&pos).expect("listed");
             match entry.state {
                 State::Idle => {
                     entry.forced = true;
-                    self.rearm(seq);
+                    self.rearm(pos);
                 }
                 // Already being sent: the flush waits for that request's outcome and counts
                 // it, so it counts the request too (else `delivered` could exceed `attempted`).
-                State::InFlight { .. } | State::Settling { from_send: true, .. } => summary.attempted += 1,
-                State::Settling { from_send: false, .. } => {}
+                State::InFlight { .. }
+                | State::Settling {
+                    from_send: true, ..
+                } => summary.attempted += 1,
+                State::Settling {
+                    from_send: false, ..
+                } => {}
             }
         }
-        let flush = Flush { id, remaining, summary };
+        let flush = Flush {
+            id,
+            remaining,
+            summary,
+        };
         if flush.remaining.is_empty() {
             self.flushes_done.push_back((id, flush.summary));
         } else {
@@ -561,19 +772,24 @@ impl Engine {
     /// messages at once. Refuses bad values and changes nothing then.
     pub fn set_flags(&mut self, patch: FlagsPatch, now: Millis) -> Result<Flags, OutboxError> {
         self.flags = self.flags.patched(patch)?;
-        let seqs: Vec<u64> = self.entries.keys().copied().collect();
-        for seq in seqs {
-            let before = self.entries[&seq].armed;
-            self.rearm(seq);
-            let entry = &self.entries[&seq];
+        let positions: Vec<Pos> = self.entries.keys().copied().collect();
+        for pos in positions {
+            let before = self.entries[&pos].armed;
+            self.rearm(pos);
+            let entry = &self.entries[&pos];
             if entry.failures > 0 && entry.armed != before {
                 if let Some(at) = entry.armed {
                     let delay_ms = at.saturating_sub(now);
-                    self.events.push_back(Event::RetryScheduled { key: entry.key.clone(), at, delay_ms });
+                    self.events.push_back(Event::RetryScheduled {
+                        key: entry.key.clone(),
+                        at,
+                        delay_ms,
+                    });
                 }
             }
         }
-        self.events.push_back(Event::FlagsChanged { flags: self.flags });
+        self.events
+            .push_back(Event::FlagsChanged { flags: self.flags });
         Ok(self.flags)
     }
 
@@ -584,15 +800,19 @@ impl Engine {
             return;
         }
         self.online = online;
-        self.events.push_back(if online { Event::Online } else { Event::Offline });
+        self.events.push_back(if online {
+            Event::Online
+        } else {
+            Event::Offline
+        });
         if online {
-            let seqs: Vec<u64> = self.entries.keys().copied().collect();
-            for seq in seqs {
-                let entry = self.entries.get_mut(&seq).expect("listed");
+            let positions: Vec<Pos> = self.entries.keys().copied().collect();
+            for pos in positions {
+                let entry = self.entries.get_mut(&pos).expect("listed");
                 if entry.wait.network {
                     entry.wait.failed_at = None;
                     entry.wait.not_before = 0;
-                    self.rearm(seq);
+                    self.rearm(pos);
                 }
             }
         }
@@ -602,6 +822,124 @@ impl Engine {
     /// while, say, the user is signed out.
     pub fn set_paused(&mut self, paused: bool) {
         self.paused = paused;
+    }
+
+    /// Makes this engine the sender, or a mirror of another tab's sender that never
+    /// sends. A mirror learns of changes through [`Engine::adopt`],
+    /// [`Engine::apply_remote`], [`Engine::redriven`], [`Engine::discarded`] and
+    /// [`Engine::set_flags`]; a new sender first calls [`Engine::resync`].
+    pub fn set_sender(&mut self, sender: bool) {
+        self.sender = sender;
+    }
+
+    /// Whether this engine sends.
+    pub fn is_sender(&self) -> bool {
+        self.sender
+    }
+
+    /// Replaces what the engine knows of pending and dead messages with what storage
+    /// holds, keeping flags and counters: a tab that becomes the sender starts from the
+    /// stored truth, including messages the previous sender had in flight.
+    pub fn resync(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
+        debug_assert_eq!(self.busy, 0, "a mirror has nothing in flight");
+        let flushes: Vec<FlushId> = self.flushes.drain(..).map(|f| f.id).collect();
+        for id in flushes {
+            self.flushes_done.push_back((id, FlushSummary::default()));
+        }
+        self.entries.clear();
+        self.by_key.clear();
+        self.groups.clear();
+        self.ready.clear();
+        self.dead.clear();
+        self.busy = 0;
+        self.restore(pending, dead_keys);
+    }
+
+    /// Messages another tab committed: they become pending here too. Known keys are
+    /// skipped, so a message announced twice is adopted once.
+    pub fn adopt(&mut self, messages: Vec<StoredMessage>) {
+        for m in messages {
+            if self.by_key.contains_key(&m.key) || self.dead.contains(&m.key) {
+                continue;
+            }
+            self.next_seq = self.next_seq.max(m.seq + 1);
+            self.events.push_back(Event::Enqueued {
+                key: m.key.clone(),
+                group: m.group.clone(),
+            });
+            self.insert(m, FRESH);
+        }
+    }
+
+    /// A settlement another tab committed, mirrored here. A message this engine has in
+    /// flight is left alone: its own outcome will settle it (this happens only where
+    /// every tab sends, or with a note from a former sender).
+    pub fn apply_remote(&mut self, settlement: Settlement) {
+        let pos = self.by_key.get(settlement.key()).copied();
+        if pos.is_some_and(|p| self.entries[&p].state != State::Idle) {
+            return;
+        }
+        match settlement {
+            Settlement::Delivered {
+                key,
+                attempts,
+                status,
+            } => {
+                let Some(pos) = pos else { return };
+                let group = self.entries[&pos].group.clone();
+                self.remove(pos);
+                self.delivered += 1;
+                self.events.push_back(Event::Delivered {
+                    key,
+                    group,
+                    attempts,
+                    status,
+                });
+            }
+            Settlement::Retry {
+                key,
+                attempts,
+                next_attempt_at,
+                last_error,
+            } => {
+                let Some(pos) = pos else { return };
+                let entry = self.entries.get_mut(&pos).expect("indexed");
+                let counted = attempts > entry.attempts;
+                entry.attempts = attempts;
+                entry.failures = entry.failures.saturating_add(1);
+                entry.last_error = Some(last_error.clone());
+                self.events.push_back(Event::AttemptFailed {
+                    key: key.clone(),
+                    attempt: if counted { attempts } else { attempts + 1 },
+                    status: last_error.status,
+                    message: last_error.message,
+                    counted,
+                });
+                if let Some(at) = next_attempt_at {
+                    self.events.push_back(Event::RetryScheduled {
+                        key,
+                        at,
+                        delay_ms: 0,
+                    });
+                }
+            }
+            Settlement::Dead {
+                key,
+                reason,
+                last_error,
+                ..
+            } => {
+                if let Some(pos) = pos {
+                    self.remove(pos);
+                }
+                self.dead.insert(key.clone());
+                self.events.push_back(Event::DeadLettered {
+                    key,
+                    reason,
+                    last_error,
+                });
+            }
+        }
     }
 
     /// Only forced (flushed) messages may go out: offline, or paused.
@@ -621,7 +959,8 @@ impl Engine {
             if !self.dead.remove(&m.key) {
                 continue;
             }
-            self.events.push_back(Event::Redriven { key: m.key.clone() });
+            self.events
+                .push_back(Event::Redriven { key: m.key.clone() });
             self.insert(m, FRESH);
         }
     }
@@ -645,23 +984,31 @@ impl Engine {
         let entry = &self.entries[self.by_key.get(key)?];
         Some(EntryView {
             in_flight: entry.state != State::Idle,
-            next_attempt_at: if entry.failures > 0 { entry.armed } else { None },
+            next_attempt_at: if entry.failures > 0 {
+                entry.armed
+            } else {
+                None
+            },
         })
     }
 
     /// A pending message's metadata as storage should hold it now: what the driver
     /// writes, so that storage never needs a read-modify-write.
     pub fn stored(&self, key: &str) -> Option<StoredMessage> {
-        let seq = *self.by_key.get(key)?;
-        let entry = &self.entries[&seq];
+        let pos = *self.by_key.get(key)?;
+        let entry = &self.entries[&pos];
         Some(StoredMessage {
             key: entry.key.clone(),
-            seq,
+            seq: pos.seq,
             group: entry.group.clone(),
             created_at: entry.created_at,
             active_since: entry.active_since,
             attempts: entry.attempts,
-            next_attempt_at: if entry.failures > 0 { due_time(entry, &self.flags, &self.config) } else { None },
+            next_attempt_at: if entry.failures > 0 {
+                due_time(entry, &self.flags, &self.config)
+            } else {
+                None
+            },
             last_error: entry.last_error.clone(),
         })
     }
@@ -688,17 +1035,18 @@ impl Engine {
             attempts: self.attempts,
             delivered: self.delivered,
             online: self.online,
+            sender: self.sender,
         }
     }
 
     fn insert(&mut self, m: StoredMessage, wait: Wait) {
-        let seq = m.seq;
+        let pos = Pos::of(m.seq, &m.key);
         if let Some(g) = &m.group {
-            self.groups.entry(g.clone()).or_default().insert(seq);
+            self.groups.entry(g.clone()).or_default().insert(pos);
         }
-        self.by_key.insert(m.key.clone(), seq);
+        self.by_key.insert(m.key.clone(), pos);
         self.entries.insert(
-            seq,
+            pos,
             Entry {
                 key: m.key,
                 group: m.group,
@@ -715,16 +1063,19 @@ impl Engine {
         );
         // A message older than the group's current head must not overtake it: re-arm the
         // group's head, which may now be this one.
-        self.rearm_group_head(seq);
+        self.rearm_group_head(pos);
     }
 
-    fn remove(&mut self, seq: u64) {
-        self.disarm(seq);
-        let entry = self.entries.remove(&seq).expect("removing a known entry");
+    fn remove(&mut self, pos: Pos) {
+        self.disarm(pos);
+        let entry = self.entries.remove(&pos).expect("removing a known entry");
         self.by_key.remove(&entry.key);
         if let Some(g) = entry.group {
-            let members = self.groups.get_mut(&g).expect("grouped entries are indexed");
-            members.remove(&seq);
+            let members = self
+                .groups
+                .get_mut(&g)
+                .expect("grouped entries are indexed");
+            members.remove(&pos);
             match members.first().copied() {
                 Some(next) => self.arm(next),
                 None => {
@@ -734,11 +1085,11 @@ impl Engine {
         }
     }
 
-    fn rearm_group_head(&mut self, seq: u64) {
-        match self.entries[&seq].group.clone() {
-            None => self.rearm(seq),
+    fn rearm_group_head(&mut self, pos: Pos) {
+        match self.entries[&pos].group.clone() {
+            None => self.rearm(pos),
             Some(g) => {
-                let members: Vec<u64> = self.groups[&g].iter().copied().take(2).collect();
+                let members: Vec<Pos> = self.groups[&g].iter().copied().take(2).collect();
                 for s in members {
                     self.rearm(s);
                 }
@@ -746,46 +1097,54 @@ impl Engine {
         }
     }
 
-    fn is_head(&self, seq: u64) -> bool {
-        match &self.entries[&seq].group {
+    fn is_head(&self, pos: Pos) -> bool {
+        match &self.entries[&pos].group {
             None => true,
-            Some(g) => self.groups[g].first() == Some(&seq),
+            Some(g) => self.groups[g].first() == Some(&pos),
         }
     }
 
-    fn arm(&mut self, seq: u64) {
-        if self.entries[&seq].armed.is_some() || !self.is_head(seq) {
+    fn arm(&mut self, pos: Pos) {
+        if self.entries[&pos].armed.is_some() || !self.is_head(pos) {
             return;
         }
-        let entry = self.entries.get_mut(&seq).expect("arming a known entry");
+        let entry = self.entries.get_mut(&pos).expect("arming a known entry");
         if entry.state != State::Idle {
             return;
         }
         if let Some(due) = due_time(entry, &self.flags, &self.config) {
             entry.armed = Some(due);
-            self.ready.insert((due, seq));
+            self.ready.insert((due, pos));
         }
     }
 
-    fn disarm(&mut self, seq: u64) {
-        if let Some(entry) = self.entries.get_mut(&seq) {
+    fn disarm(&mut self, pos: Pos) {
+        if let Some(entry) = self.entries.get_mut(&pos) {
             if let Some(due) = entry.armed.take() {
-                self.ready.remove(&(due, seq));
+                self.ready.remove(&(due, pos));
             }
         }
     }
 
-    fn rearm(&mut self, seq: u64) {
-        self.disarm(seq);
-        self.arm(seq);
+    fn rearm(&mut self, pos: Pos) {
+        self.disarm(pos);
+        self.arm(pos);
     }
 
     /// Records a settled key in every flush waiting for it. A failure in a group also
     /// settles, for the flush, the group's later messages: order keeps them waiting.
-    fn note_flush(&mut self, key: &str, count: impl Fn(&mut FlushSummary), blocked_group: Option<(String, u64)>) {
+    fn note_flush(
+        &mut self,
+        key: &str,
+        count: impl Fn(&mut FlushSummary),
+        blocked_group: Option<(String, Pos)>,
+    ) {
         let blocked: Vec<String> = match &blocked_group {
-            Some((g, seq)) => self.groups.get(g).map_or(Vec::new(), |members| {
-                members.range(seq + 1..).map(|s| self.entries[s].key.clone()).collect()
+            Some((g, pos)) => self.groups.get(g).map_or(Vec::new(), |members| {
+                members
+                    .range((Excluded(pos), Unbounded))
+                    .map(|s| self.entries[s].key.clone())
+                    .collect()
             }),
             None => Vec::new(),
         };
@@ -814,7 +1173,10 @@ impl Engine {
 }
 
 fn settle_sent(entry: &mut Entry, settlement: Settlement) -> Settlement {
-    entry.state = State::Settling { settlement: settlement.clone(), from_send: true };
+    entry.state = State::Settling {
+        settlement: settlement.clone(),
+        from_send: true,
+    };
     settlement
 }
 
@@ -835,4 +1197,109 @@ fn due_time(entry: &Entry, flags: &Flags, config: &Config) -> Option<Millis> {
         None => 0,
     };
     Some(backoff_end.max(entry.wait.not_before))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(key: &str, seq: u64, group: Option<&str>) -> StoredMessage {
+        StoredMessage {
+            key: key.into(),
+            seq,
+            group: group.map(String::from),
+            created_at: 0,
+            active_since: 0,
+            attempts: 0,
+            next_attempt_at: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn two_tabs_picking_the_same_seq_keep_both_messages() {
+        let mut engine = Engine::new(Config::default(), Flags::default());
+        engine.set_sender(false);
+        engine.adopt(vec![
+            message("from-a", 7, Some("g")),
+            message("from-b", 7, Some("g")),
+        ]);
+        assert_eq!(engine.stats(0).pending, 2);
+        engine.set_sender(true);
+        let mut sent = Vec::new();
+        while let Some(Action::Send(t)) = engine.poll_action(0) {
+            let s = engine.on_outcome(
+                &t.key,
+                Outcome::Response {
+                    status: 201,
+                    class: Class::Delivered,
+                    retry_after: None,
+                },
+                0,
+                0.0,
+            );
+            engine.commit(s.unwrap().key());
+            sent.push(t.key);
+        }
+        assert_eq!(
+            sent.len(),
+            2,
+            "both delivered, one after the other: {sent:?}"
+        );
+        assert_eq!(engine.stats(0).pending, 0);
+    }
+
+    #[test]
+    fn a_mirror_never_sends_and_follows_the_senders_settlements() {
+        let mut mirror = Engine::new(Config::default(), Flags::default());
+        mirror.set_sender(false);
+        mirror.adopt(vec![message("a", 1, None), message("b", 2, None)]);
+        assert_eq!(mirror.poll_action(0), None);
+        assert_eq!(mirror.poll_timeout(), None);
+        mirror.apply_remote(Settlement::Delivered {
+            key: "a".into(),
+            attempts: 1,
+            status: 201,
+        });
+        let last_error = LastError {
+            status: Some(400),
+            message: "no".into(),
+        };
+        mirror.apply_remote(Settlement::Dead {
+            key: "b".into(),
+            reason: DeadReason::Rejected,
+            attempts: 1,
+            last_error,
+            dead_at: 5,
+        });
+        let stats = mirror.stats(0);
+        assert_eq!(
+            (stats.pending, stats.dead, stats.delivered, stats.sender),
+            (0, 1, 1, false)
+        );
+        let types: Vec<Event> = std::iter::from_fn(|| mirror.poll_event()).collect();
+        assert!(
+            matches!(types[2], Event::Delivered { .. })
+                && matches!(types[3], Event::DeadLettered { .. }),
+            "{types:?}"
+        );
+    }
+
+    #[test]
+    fn a_new_sender_resyncs_from_storage_and_sends_what_the_old_one_had_in_flight() {
+        let mut engine = Engine::new(Config::default(), Flags::default());
+        engine.set_sender(false);
+        engine.adopt(vec![message("stale", 1, None)]);
+        // Storage says: "stale" was delivered meanwhile, "in-flight" was being sent (attempt 1 persisted).
+        let mut in_flight = message("in-flight", 2, None);
+        in_flight.attempts = 1;
+        engine.resync(vec![in_flight], vec!["dead".into()]);
+        engine.set_sender(true);
+        match engine.poll_action(0) {
+            Some(Action::Send(t)) => assert_eq!((t.key.as_str(), t.attempt), ("in-flight", 2)),
+            other => panic!("{other:?}"),
+        }
+        assert!(engine.is_dead("dead"));
+        assert_eq!(engine.stats(0).pending, 1);
+    }
 }

@@ -58,7 +58,10 @@ pub struct OutboxError {
 impl OutboxError {
     /// Builds an error from a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        OutboxError { code, message: message.into() }
+        OutboxError {
+            code,
+            message: message.into(),
+        }
     }
 }
 

@@ -31,14 +31,23 @@ pub struct LastError {
 
 /// A state change, as `subscribe` listeners receive it (`{ type: "delivered", ... }`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Event {
     /// A message was committed to storage.
     Enqueued { key: String, group: Option<String> },
     /// A request for a message is going out.
     Sending { key: String, attempt: u32 },
     /// The server acknowledged a message and it left pending storage.
-    Delivered { key: String, group: Option<String>, attempts: u32, status: u16 },
+    Delivered {
+        key: String,
+        group: Option<String>,
+        attempts: u32,
+        status: u16,
+    },
     /// An attempt failed; `counted` says whether it used up one of `maxAttempts`.
     AttemptFailed {
         key: String,
@@ -49,9 +58,17 @@ pub enum Event {
         counted: bool,
     },
     /// A message will be retried at `at` (ms since the epoch).
-    RetryScheduled { key: String, at: Millis, delay_ms: u64 },
+    RetryScheduled {
+        key: String,
+        at: Millis,
+        delay_ms: u64,
+    },
     /// A message was moved to the dead-letter store.
-    DeadLettered { key: String, reason: DeadReason, last_error: LastError },
+    DeadLettered {
+        key: String,
+        reason: DeadReason,
+        last_error: LastError,
+    },
     /// A dead letter was moved back to pending, with the same key.
     Redriven { key: String },
     /// A dead letter was deleted.
@@ -62,6 +79,11 @@ pub enum Event {
     Offline,
     /// The retry flags changed.
     FlagsChanged { flags: Flags },
+    /// This tab became (`true`) or stopped being (`false`) the one that sends.
+    SenderChanged { sender: bool },
     /// Storage failed while recording an outcome; the message stays as stored.
-    StorageFailed { key: Option<String>, message: String },
+    StorageFailed {
+        key: Option<String>,
+        message: String,
+    },
 }

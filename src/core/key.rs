@@ -15,7 +15,10 @@ pub fn validate_key(key: &str) -> Result<(), OutboxError> {
     if key.len() > MAX_KEY_LEN {
         return Err(OutboxError::new(
             ErrorCode::InvalidKey,
-            format!("the key is {} bytes long; the limit is {MAX_KEY_LEN}", key.len()),
+            format!(
+                "the key is {} bytes long; the limit is {MAX_KEY_LEN}",
+                key.len()
+            ),
         ));
     }
     if let Some(c) = key.chars().find(|c| !c.is_ascii_graphic()) {
@@ -45,7 +48,11 @@ mod tests {
         assert!(validate_key("note-1:edit/2").is_ok());
         assert!(validate_key(&"k".repeat(255)).is_ok());
         for bad in ["", "has space", "tab\t", "é", &"k".repeat(256)] {
-            assert_eq!(validate_key(bad).unwrap_err().code, ErrorCode::InvalidKey, "{bad:?}");
+            assert_eq!(
+                validate_key(bad).unwrap_err().code,
+                ErrorCode::InvalidKey,
+                "{bad:?}"
+            );
         }
     }
 

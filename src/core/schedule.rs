@@ -13,7 +13,11 @@ pub fn backoff(flags: &Flags, config: &Config, n: u32) -> u64 {
 /// Spreads a wait by the jitter mode. `rand` is a uniform sample in `[0, 1)`, passed in
 /// so that the same sample can be reused when flags change and a wait is recomputed.
 pub fn jittered(wait: u64, jitter: Jitter, rand: f64) -> u64 {
-    let rand = if rand.is_finite() { rand.clamp(0.0, 1.0) } else { 0.0 };
+    let rand = if rand.is_finite() {
+        rand.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let w = wait as f64;
     let spread = match jitter {
         Jitter::Full => w * rand,
@@ -33,8 +37,18 @@ mod tests {
     use super::*;
 
     fn setup(interval: u64, max: u64, jitter: Jitter) -> (Flags, Config) {
-        let flags = Flags { retry_enabled: true, retry_interval_ms: interval };
-        (flags, Config { max_delay_ms: max, jitter, ..Config::default() })
+        let flags = Flags {
+            retry_enabled: true,
+            retry_interval_ms: interval,
+        };
+        (
+            flags,
+            Config {
+                max_delay_ms: max,
+                jitter,
+                ..Config::default()
+            },
+        )
     }
 
     #[test]
@@ -42,7 +56,11 @@ mod tests {
         let (f, c) = setup(1_000, 10_000, Jitter::None);
         let waits: Vec<u64> = (1..=6).map(|n| retry_delay(&f, &c, n, 0.5)).collect();
         assert_eq!(waits, [1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
-        assert_eq!(retry_delay(&f, &c, 500, 0.5), 10_000, "huge n saturates, no overflow");
+        assert_eq!(
+            retry_delay(&f, &c, 500, 0.5),
+            10_000,
+            "huge n saturates, no overflow"
+        );
     }
 
     #[test]

@@ -1052,7 +1052,10 @@ impl Sim {
                 | Event::Redriven { key: k }
                 | Event::Discarded { key: k } => k == key,
                 Event::StorageFailed { key: k, .. } => k.as_deref() == Some(key),
-                Event::Online | Event::Offline | Event::FlagsChanged { .. } => true,
+                Event::Online
+                | Event::Offline
+                | Event::FlagsChanged { .. }
+                | Event::SenderChanged { .. } => true,
             };
             if mine {
                 let e = format!("{e:?}").replace(&(T0 / 1000).to_string(), "T0/1000~");
