@@ -77,7 +77,24 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
             .as_bool()
             .ok_or_else(|| invalid_options("autoStart must be a boolean"))?,
     };
+    let batch_endpoint = match get(options, "batchEndpoint") {
+        v if v.is_undefined() || v.is_null() => None,
+        v => match (v.as_string(), &route) {
+            (Some(url), Route::Fetch { .. }) if !url.is_empty() => Some(url),
+            (Some(_), Route::Custom(_)) => {
+                return Err(invalid_options(
+                    "batchEndpoint needs endpoint (fetch), not a transport",
+                ))
+            }
+            _ => {
+                return Err(invalid_options(
+                    "batchEndpoint must be a non-empty URL string",
+                ))
+            }
+        },
+    };
     let sender = Sender {
+        batch_endpoint,
         route,
         classify: function(options, "classify")?,
         timeout_ms: config.request_timeout_ms,

@@ -338,11 +338,14 @@ impl Driver {
             let action = self.engine.borrow_mut().poll_action(now);
             match action {
                 None => break,
-                Some(Action::Send(transmit)) => spawn_local(self.clone().send(transmit)),
+                Some(Action::Send(first)) => {
+                    let request = self.fill_batch(first, now);
+                    spawn_local(self.clone().send(request));
+                }
                 Some(Action::Settle(settlement)) => {
                     let driver = self.clone();
                     spawn_local(async move {
-                        driver.settle(settlement).await;
+                        driver.settle(vec![settlement]).await;
                         driver.drive();
                     })
                 }
@@ -359,57 +362,118 @@ impl Driver {
         self.schedule_delivery();
     }
 
-    async fn send(self: Rc<Self>, transmit: Transmit) {
-        let meta = self.engine.borrow().stored(&transmit.key);
-        let Some(mut meta) = meta else { return };
-        meta.attempts = transmit.attempt; // counted before the request goes out
-        let outcome = match self.store.begin_attempt(&meta).await {
-            Ok(Some(body)) => self.sender.send(&transmit, &body).await,
-            Ok(None) => {
-                // Delivered or discarded by another tab; its note tells the listeners.
-                self.engine.borrow_mut().vanished(&transmit.key);
-                self.drive();
-                return;
-            }
+    /// Takes more due messages into `first`'s request, in batch mode.
+    fn fill_batch(&self, first: Transmit, now: Millis) -> Vec<Transmit> {
+        let mut batch = vec![first];
+        if self.sender.batch_endpoint.is_none() {
+            return batch;
+        }
+        let mut engine = self.engine.borrow_mut();
+        let (max_items, max_bytes) = (
+            engine.config().batch_max_items,
+            engine.config().batch_max_bytes,
+        );
+        let mut budget = max_bytes.saturating_sub(u64::from(batch[0].bytes));
+        while batch.len() < max_items {
+            let Some(next) = engine.poll_more(now, batch[0].request, budget) else {
+                break;
+            };
+            budget = budget.saturating_sub(u64::from(next.bytes));
+            batch.push(next);
+        }
+        batch
+    }
+
+    /// Sends one request (one message, or a batch), then records every outcome.
+    async fn send(self: Rc<Self>, transmits: Vec<Transmit>) {
+        let metas: Vec<StoredMessage> = {
+            let engine = self.engine.borrow();
+            transmits
+                .iter()
+                .filter_map(|t| {
+                    engine.stored(&t.key).map(|m| StoredMessage {
+                        attempts: t.attempt,
+                        ..m
+                    })
+                })
+                .collect()
+        };
+        // The attempt counts are persisted before the request goes out.
+        let bodies = match self.store.begin_attempts(&metas).await {
+            Ok(bodies) => bodies.into_iter().map(Ok).collect(),
             Err(err) => {
-                self.storage_failed(Some(&transmit.key), &err);
-                Outcome::NetworkError {
-                    message: err.message,
-                }
+                self.storage_failed(None, &err);
+                vec![Err(err.message); transmits.len()]
             }
         };
+        let mut items = Vec::new();
+        let mut outcomes = Vec::new();
+        for (transmit, body) in transmits.into_iter().zip(bodies) {
+            match body {
+                Ok(Some(body)) => items.push((transmit, body)),
+                // Delivered or discarded by another tab; its note tells the listeners.
+                Ok(None) => self.engine.borrow_mut().vanished(&transmit.key),
+                Err(message) => outcomes.push((transmit.key, Outcome::NetworkError { message })),
+            }
+        }
+        match items.len() {
+            0 => {}
+            1 => outcomes.push((
+                items[0].0.key.clone(),
+                self.sender.send(&items[0].0, &items[0].1).await,
+            )),
+            _ => {
+                let answers = self.sender.send_batch(&items).await;
+                outcomes.extend(items.into_iter().map(|(t, _)| t.key).zip(answers));
+            }
+        }
         if self.closed.get() {
             return; // stays pending in storage; resent with the same key on reopen
         }
-        let settlement = self.engine.borrow_mut().on_outcome(
-            &transmit.key,
-            outcome,
-            js::now(),
-            js::random_unit(),
-        );
-        if let Some(settlement) = settlement {
-            self.settle(settlement).await;
-        }
+        let settlements: Vec<Settlement> = {
+            let mut engine = self.engine.borrow_mut();
+            let now = js::now();
+            outcomes
+                .into_iter()
+                .filter_map(|(key, o)| engine.on_outcome(&key, o, now, js::random_unit()))
+                .collect()
+        };
+        self.settle(settlements).await;
         self.drive();
     }
 
-    async fn settle(self: &Rc<Self>, settlement: Settlement) {
-        let meta = self.engine.borrow().stored(settlement.key());
-        let Some(mut meta) = meta else { return };
-        if let Settlement::Dead {
-            attempts,
-            last_error,
-            ..
-        } = &settlement
-        {
-            meta.attempts = *attempts;
-            meta.last_error = Some(last_error.clone());
-            meta.next_attempt_at = None;
+    /// Persists settlements in one transaction, then commits them and tells the other tabs.
+    async fn settle(self: &Rc<Self>, settlements: Vec<Settlement>) {
+        if settlements.is_empty() {
+            return;
         }
-        if let Err(err) = self.store.record(&settlement, meta).await {
-            self.storage_failed(Some(settlement.key()), &err);
+        let records: Vec<(Settlement, StoredMessage)> = {
+            let engine = self.engine.borrow();
+            settlements
+                .into_iter()
+                .filter_map(|settlement| {
+                    let mut meta = engine.stored(settlement.key())?;
+                    if let Settlement::Dead {
+                        attempts,
+                        last_error,
+                        ..
+                    } = &settlement
+                    {
+                        meta.attempts = *attempts;
+                        meta.last_error = Some(last_error.clone());
+                        meta.next_attempt_at = None;
+                    }
+                    Some((settlement, meta))
+                })
+                .collect()
+        };
+        if let Err(err) = self.store.record(&records).await {
+            self.storage_failed(None, &err);
         }
-        if !self.closed.get() {
+        if self.closed.get() {
+            return;
+        }
+        for (settlement, _) in records {
             self.engine.borrow_mut().commit(settlement.key());
             self.tell(&Note::Settled { settlement });
         }

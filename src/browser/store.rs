@@ -172,69 +172,84 @@ impl Store {
         Ok(stored)
     }
 
-    /// Persists the attempt count before a request goes out, and reads the body to
-    /// send, in one transaction. `None` if the message is no longer stored (another tab
-    /// delivered or discarded it): then nothing is written.
-    pub async fn begin_attempt(
+    /// Persists the attempt counts before a request goes out, and reads the bodies to
+    /// send, in one transaction. `None` for a message no longer stored (another tab
+    /// delivered or discarded it): nothing is written for that one.
+    pub async fn begin_attempts(
         &self,
-        meta: &StoredMessage,
-    ) -> Result<Option<JsValue>, OutboxError> {
+        metas: &[StoredMessage],
+    ) -> Result<Vec<Option<JsValue>>, OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "recording an attempt");
-        let key: JsValue = meta.key.as_str().into();
         let tx = self.write(&[PENDING, BODIES]).map_err(fail)?;
         let pending = store(&tx, PENDING).map_err(fail)?;
-        let stored = pending.get(&key).map_err(fail)?;
-        let body = store(&tx, BODIES).and_then(|s| s.get(&key)).map_err(fail)?;
-        let (stored, body) = (
-            request(&stored).await.map_err(fail)?,
-            request(&body).await.map_err(fail)?,
-        );
-        let found = !stored.is_undefined() && !body.is_undefined();
-        if found {
-            pending.put(&to_js(meta)).map_err(fail)?;
-        } else if !stored.is_undefined() {
-            pending.delete(&key).map_err(fail)?; // metadata without a body can never be sent
+        let bodies = store(&tx, BODIES).map_err(fail)?;
+        let mut reads = Vec::with_capacity(metas.len());
+        for meta in metas {
+            let key: JsValue = meta.key.as_str().into();
+            reads.push((
+                pending.get(&key).map_err(fail)?,
+                bodies.get(&key).map_err(fail)?,
+            ));
+        }
+        let mut found = Vec::with_capacity(metas.len());
+        for (meta, (stored, body)) in metas.iter().zip(reads) {
+            let (stored, body) = (
+                request(&stored).await.map_err(fail)?,
+                request(&body).await.map_err(fail)?,
+            );
+            if !stored.is_undefined() && !body.is_undefined() {
+                pending.put(&to_js(meta)).map_err(fail)?;
+                found.push(Some(body));
+            } else {
+                if !stored.is_undefined() {
+                    pending.delete(&meta.key.as_str().into()).map_err(fail)?; // a body-less record can never be sent
+                }
+                found.push(None);
+            }
         }
         committed(&tx).await.map_err(fail)?;
-        Ok(found.then_some(body))
+        Ok(found)
     }
 
-    /// Records an outcome. `meta` is the message's metadata as it should now be stored.
+    /// Records outcomes, all in one transaction. Each comes with the message's metadata
+    /// as it should now be stored.
     pub async fn record(
         &self,
-        settlement: &Settlement,
-        meta: StoredMessage,
+        outcomes: &[(Settlement, StoredMessage)],
     ) -> Result<(), OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "recording an outcome");
-        let key: JsValue = settlement.key().into();
         let tx = self.write(&[PENDING, DEAD, BODIES]).map_err(fail)?;
         let pending = store(&tx, PENDING).map_err(fail)?;
-        match settlement {
-            Settlement::Delivered { .. } => {
-                pending.delete(&key).map_err(fail)?;
-                store(&tx, BODIES)
-                    .and_then(|s| s.delete(&key))
-                    .map_err(fail)?;
-            }
-            Settlement::Retry { .. } => {
-                // Only if still there: another tab may have delivered it meanwhile.
-                let stored = pending.get(&key).map_err(fail)?;
-                if !request(&stored).await.map_err(fail)?.is_undefined() {
-                    pending.put(&to_js(&meta)).map_err(fail)?;
+        let mut retries = Vec::new();
+        for (settlement, meta) in outcomes {
+            let key: JsValue = settlement.key().into();
+            match settlement {
+                Settlement::Delivered { .. } => {
+                    pending.delete(&key).map_err(fail)?;
+                    store(&tx, BODIES)
+                        .and_then(|s| s.delete(&key))
+                        .map_err(fail)?;
+                }
+                // Written below, and only if still there: another tab may have delivered it.
+                Settlement::Retry { .. } => retries.push((pending.get(&key).map_err(fail)?, meta)),
+                Settlement::Dead {
+                    reason, dead_at, ..
+                } => {
+                    pending.delete(&key).map_err(fail)?;
+                    let record = DeadRecord {
+                        message: meta.clone(),
+                        reason: *reason,
+                        dead_at: *dead_at,
+                    };
+                    store(&tx, DEAD)
+                        .and_then(|s| s.put(&to_js(&record)))
+                        .map_err(fail)?;
                 }
             }
-            Settlement::Dead {
-                reason, dead_at, ..
-            } => {
-                pending.delete(&key).map_err(fail)?;
-                let record = DeadRecord {
-                    message: meta,
-                    reason: *reason,
-                    dead_at: *dead_at,
-                };
-                store(&tx, DEAD)
-                    .and_then(|s| s.put(&to_js(&record)))
-                    .map_err(fail)?;
+        }
+        for (stored, meta) in retries {
+            if !request(&stored).await.map_err(fail)?.is_undefined() {
+                pending.put(&to_js(meta)).map_err(fail)?;
             }
         }
         committed(&tx).await.map_err(fail)

@@ -44,50 +44,161 @@ pub struct Sender {
     pub classify: Option<Function>,
     /// Abort after this long.
     pub timeout_ms: u64,
+    /// Where batches go (`POST {"items": [{key, payload}]}`), when batch mode is on.
+    pub batch_endpoint: Option<String>,
+}
+
+/// A timer that aborts a request after the timeout, cleared when dropped.
+struct Deadline {
+    controller: AbortController,
+    timed_out: Rc<Cell<bool>>,
+    _timeout: Timeout,
+}
+
+impl Deadline {
+    fn new(ms: u64) -> Deadline {
+        let controller = AbortController::new().expect("AbortController exists where fetch does");
+        let timed_out = Rc::new(Cell::new(false));
+        let (abort, flag) = (controller.clone(), timed_out.clone());
+        let timeout = Timeout::new(ms.min(i32::MAX as u64) as u32, move || {
+            flag.set(true);
+            abort.abort();
+        });
+        Deadline {
+            controller,
+            timed_out,
+            _timeout: timeout,
+        }
+    }
+
+    fn failed(&self, message: String) -> Outcome {
+        if self.timed_out.get() {
+            Outcome::Timeout
+        } else {
+            Outcome::NetworkError { message }
+        }
+    }
 }
 
 impl Sender {
     /// Sends `body` (JSON text) for the message and reports how it went.
     pub async fn send(&self, transmit: &Transmit, body: &JsValue) -> Outcome {
-        let controller = AbortController::new().expect("AbortController exists where fetch does");
-        let timed_out = Rc::new(Cell::new(false));
-        let _timeout = {
-            let (controller, timed_out) = (controller.clone(), timed_out.clone());
-            // Dropped (cleared) when this function returns.
-            Timeout::new(self.timeout_ms.min(i32::MAX as u64) as u32, move || {
-                timed_out.set(true);
-                controller.abort();
-            })
-        };
+        let deadline = Deadline::new(self.timeout_ms);
         let answer = match &self.route {
             Route::Fetch {
                 endpoint,
                 headers,
                 get_headers,
             } => {
-                fetch(
+                let key = Some(transmit.key.as_str());
+                post(
                     endpoint,
                     headers,
                     get_headers.as_ref(),
-                    transmit,
+                    key,
                     body,
-                    &controller,
+                    &deadline.controller,
                 )
                 .await
             }
-            Route::Custom(transport) => custom(transport, transmit, body, &controller).await,
+            Route::Custom(transport) => {
+                custom(transport, transmit, body, &deadline.controller).await
+            }
         };
         match answer {
-            Ok((status, retry_after)) => {
-                let now = js::now();
-                Outcome::Response {
-                    status,
-                    class: self.class_of(status),
-                    retry_after: retry_after.and_then(|v| parse_retry_after(&v, now)),
-                }
+            Ok((status, retry_after, _)) => self.response(status, retry_after.as_deref()),
+            Err(message) => deadline.failed(message),
+        }
+    }
+
+    /// Sends several messages in one request to the batch endpoint; one outcome per
+    /// item, in order. A whole-batch answer (a 503, say) is every item's answer.
+    pub async fn send_batch(&self, items: &[(Transmit, JsValue)]) -> Vec<Outcome> {
+        let (
+            Some(url),
+            Route::Fetch {
+                headers,
+                get_headers,
+                ..
+            },
+        ) = (&self.batch_endpoint, &self.route)
+        else {
+            unreachable!("batch mode is only accepted with an endpoint");
+        };
+        let mut body = String::from("{\"items\":[");
+        for (i, (transmit, payload)) in items.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
             }
-            Err(_) if timed_out.get() => Outcome::Timeout,
-            Err(message) => Outcome::NetworkError { message },
+            // Keys are visible ASCII: only `"` and `\` need escaping in JSON.
+            let key = transmit.key.replace('\\', "\\\\").replace('"', "\\\"");
+            body.push_str(&format!(
+                "{{\"key\":\"{key}\",\"payload\":{}}}",
+                payload.as_string().unwrap_or_default()
+            ));
+        }
+        body.push_str("]}");
+        let deadline = Deadline::new(self.timeout_ms);
+        let answer = post(
+            url,
+            headers,
+            get_headers.as_ref(),
+            None,
+            &body.into(),
+            &deadline.controller,
+        )
+        .await;
+        let (status, retry_after, text) = match answer {
+            Ok(answer) => answer,
+            Err(message) => {
+                return items
+                    .iter()
+                    .map(|_| deadline.failed(message.clone()))
+                    .collect()
+            }
+        };
+        if status != 200 {
+            return items
+                .iter()
+                .map(|_| self.response(status, retry_after.as_deref()))
+                .collect();
+        }
+        let results =
+            js_sys::JSON::parse(&text.unwrap_or_default()).map(|v| js::get(&v, "results"));
+        let results: js_sys::Array = results
+            .ok()
+            .and_then(|r| r.dyn_into().ok())
+            .unwrap_or_default();
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, (transmit, _))| {
+                let result = results.get(i as u32);
+                let status = js::get(&result, "status").as_f64();
+                match status {
+                    Some(status)
+                        if js::get(&result, "key").as_string().as_deref()
+                            == Some(&transmit.key) =>
+                    {
+                        let retry_after = js::get(&result, "retryAfter")
+                            .as_f64()
+                            .map(|s| s.to_string());
+                        self.response(status as u16, retry_after.as_deref())
+                    }
+                    _ => Outcome::NetworkError {
+                        message: "the batch answer has no result for this item".into(),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn response(&self, status: u16, retry_after: Option<&str>) -> Outcome {
+        let now = js::now();
+        Outcome::Response {
+            status,
+            class: self.class_of(status),
+            retry_after: retry_after.and_then(|v| parse_retry_after(v, now)),
         }
     }
 
@@ -105,14 +216,16 @@ impl Sender {
     }
 }
 
-/// The status and `Retry-After` of an answer, or why there was none.
-type Answer = Result<(u16, Option<String>), String>;
+/// The status, `Retry-After` and (for a batch) body text of an answer, or why there
+/// was none.
+type Answer = Result<(u16, Option<String>, Option<String>), String>;
 
-async fn fetch(
-    endpoint: &str,
+/// POSTs JSON with the app's headers, and `Idempotency-Key` when `key` is given.
+async fn post(
+    url: &str,
     static_headers: &[(String, String)],
     get_headers: Option<&Function>,
-    transmit: &Transmit,
+    key: Option<&str>,
     body: &JsValue,
     controller: &AbortController,
 ) -> Answer {
@@ -136,8 +249,9 @@ async fn fetch(
                 .flatten()
             {
                 let pair: js_sys::Array = pair.unchecked_into();
-                let (name, value) = (pair.get(0).as_string(), pair.get(1).as_string());
-                if let (Some(name), Some(value)) = (name, value) {
+                if let (Some(name), Some(value)) =
+                    (pair.get(0).as_string(), pair.get(1).as_string())
+                {
                     headers.set(&name, &value).map_err(|e| describe(&e))?;
                 }
             }
@@ -147,24 +261,27 @@ async fn fetch(
     headers
         .set("Content-Type", "application/json")
         .map_err(|e| describe(&e))?;
-    headers
-        .set("Idempotency-Key", &transmit.key)
-        .map_err(|e| describe(&e))?;
+    if let Some(key) = key {
+        headers
+            .set("Idempotency-Key", key)
+            .map_err(|e| describe(&e))?;
+    }
     let init = RequestInit::new();
     init.set_method("POST");
     init.set_headers(&headers);
     init.set_body(body);
     init.set_signal(Some(&controller.signal()));
-    let response: Response = JsFuture::from(global_fetch(endpoint, &init))
+    let response: Response = JsFuture::from(global_fetch(url, &init))
         .await
         .map_err(|e| describe(&e))?
         .unchecked_into();
     let retry_after = response.headers().get("Retry-After").ok().flatten();
-    // Drain the body so the connection can be reused; its content does not matter.
-    if let Ok(text) = response.text() {
-        let _ = JsFuture::from(text).await;
-    }
-    Ok((response.status(), retry_after))
+    // Read the body: a batch's results are in it, and a drained body frees the connection.
+    let text = match response.text() {
+        Ok(text) => JsFuture::from(text).await.ok().and_then(|t| t.as_string()),
+        Err(_) => None,
+    };
+    Ok((response.status(), retry_after, text))
 }
 
 async fn custom(
@@ -211,7 +328,7 @@ async fn custom(
             .ok()
             .and_then(|h| h.get("Retry-After").ok().flatten())
     };
-    Ok((status, retry_after))
+    Ok((status, retry_after, None))
 }
 
 /// Awaits a value if it is a promise (or any thenable), else returns it.

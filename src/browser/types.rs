@@ -62,6 +62,17 @@ export interface OutboxOptions {
   maxPayloadBytes?: number;
   /** "strict" (default) waits for the disk on every commit; "relaxed" survives a browser crash but not an OS crash. */
   durability?: "strict" | "relaxed";
+  /**
+   * Batch mode: up to `batchMaxItems` due messages of different groups (a group's order
+   * is kept) go in one `POST {"items": [{key, payload}]}` to this URL, which answers
+   * `{"results": [{key, status, retryAfter?}]}` (the reference server's
+   * `/v1/messages/batch`). Each item is classified as if sent alone. Needs `endpoint`.
+   */
+  batchEndpoint?: string;
+  /** Messages per batch request, 1 to 100. Default 25. */
+  batchMaxItems?: number;
+  /** Payload bytes per batch request (a larger message goes alone). Default 524288. */
+  batchMaxBytes?: number;
   /** When false, nothing is sent until `flush()` or `resume()`. Default true. */
   autoStart?: boolean;
 }

@@ -80,6 +80,10 @@ pub struct Options {
     pub request_timeout_ms: Option<f64>,
     /// See [`Config::max_payload_bytes`].
     pub max_payload_bytes: Option<f64>,
+    /// See [`Config::batch_max_items`].
+    pub batch_max_items: Option<f64>,
+    /// See [`Config::batch_max_bytes`].
+    pub batch_max_bytes: Option<f64>,
     /// Initial flags, used only when none are persisted yet.
     pub flags: Option<FlagsPatch>,
 }
@@ -103,6 +107,12 @@ pub struct Config {
     pub request_timeout_ms: u64,
     /// The largest payload accepted, measured as UTF-8 JSON.
     pub max_payload_bytes: usize,
+    /// In batch mode, at most this many messages per request (the reference server
+    /// takes 100).
+    pub batch_max_items: usize,
+    /// In batch mode, at most this many payload bytes per request (a message larger than
+    /// this goes alone).
+    pub batch_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -115,6 +125,8 @@ impl Default for Config {
             concurrency: 4,
             request_timeout_ms: 30_000,
             max_payload_bytes: 1 << 20,
+            batch_max_items: 25,
+            batch_max_bytes: 512 * 1024,
         }
     }
 }
@@ -166,6 +178,19 @@ impl Config {
                 1.0,
                 d.max_payload_bytes as u64,
             )? as usize,
+            batch_max_items: num(
+                "batchMaxItems",
+                options.batch_max_items,
+                1.0,
+                d.batch_max_items as u64,
+            )?
+            .min(100) as usize,
+            batch_max_bytes: num(
+                "batchMaxBytes",
+                options.batch_max_bytes,
+                1.0,
+                d.batch_max_bytes,
+            )?,
         };
         let flags = Flags::default().patched(options.flags.unwrap_or_default())?;
         Ok((config, flags))

@@ -43,6 +43,9 @@ pub struct StoredMessage {
     pub next_attempt_at: Option<Millis>,
     /// The last failure, if any.
     pub last_error: Option<LastError>,
+    /// Size of the payload's JSON, for batch byte budgets.
+    #[serde(default)]
+    pub bytes: u32,
 }
 
 /// A message accepted by [`Engine::admit`]: its key is reserved until it is committed
@@ -57,6 +60,8 @@ pub struct Admitted {
     pub group: Option<String>,
     /// The enqueue time.
     pub created_at: Millis,
+    /// Size of the payload's JSON (set by the driver, which encodes it).
+    pub bytes: u32,
 }
 
 impl Admitted {
@@ -71,6 +76,7 @@ impl Admitted {
             attempts: 0,
             next_attempt_at: None,
             last_error: None,
+            bytes: self.bytes,
         }
     }
 }
@@ -84,6 +90,10 @@ pub struct Transmit {
     pub group: Option<String>,
     /// The 1-based number of this attempt among counted attempts.
     pub attempt: u32,
+    /// The request carrying it: several transmits share one in a batch.
+    pub request: RequestId,
+    /// Size of the payload's JSON.
+    pub bytes: u32,
 }
 
 /// A change to persist: the outcome of a message, decided by the engine.
@@ -136,6 +146,9 @@ pub enum Action {
     /// Persist a settlement that needs no request (an expired message), then commit it.
     Settle(Settlement),
 }
+
+/// Identifies one request (a single send, or a batch).
+pub type RequestId = u64;
 
 /// Identifies one `flush()` call.
 pub type FlushId = u64;
@@ -209,12 +222,13 @@ enum State {
     Idle,
     InFlight {
         attempt: u32,
+        request: RequestId,
     },
-    /// Waiting for the driver to persist the settlement; `from_send` says whether the
-    /// message holds a concurrency slot.
+    /// Waiting for the driver to persist the settlement; `request` is the request that
+    /// carried it, whose concurrency slot it still holds (none for an expiry).
     Settling {
         settlement: Settlement,
-        from_send: bool,
+        request: Option<RequestId>,
     },
 }
 
@@ -254,6 +268,7 @@ struct Entry {
     /// Its key in `Engine::ready`, when it is there.
     armed: Option<Millis>,
     last_error: Option<LastError>,
+    bytes: u32,
 }
 
 struct Flush {
@@ -279,7 +294,10 @@ pub struct Engine {
     reserved: HashMap<String, u64>,
     dead: HashSet<String>,
     /// Messages holding a concurrency slot (in flight, or settling after a send).
-    busy: usize,
+    /// Requests in flight (each holds one concurrency slot) and how many of their
+    /// messages have not settled yet.
+    requests: HashMap<RequestId, usize>,
+    next_request: RequestId,
     attempts: u64,
     delivered: u64,
     events: VecDeque<Event>,
@@ -304,7 +322,8 @@ impl Engine {
             ready: BTreeSet::new(),
             reserved: HashMap::new(),
             dead: HashSet::new(),
-            busy: 0,
+            requests: HashMap::new(),
+            next_request: 1,
             attempts: 0,
             delivered: 0,
             events: VecDeque::new(),
@@ -380,6 +399,7 @@ impl Engine {
             seq,
             group,
             created_at: now,
+            bytes: 0,
         })
     }
 
@@ -439,7 +459,7 @@ impl Engine {
             };
             entry.state = State::Settling {
                 settlement: settlement.clone(),
-                from_send: false,
+                request: None,
             };
             return Some(Action::Settle(settlement));
         }
@@ -465,24 +485,58 @@ impl Engine {
             };
             entry.state = State::Settling {
                 settlement: settlement.clone(),
-                from_send: false,
+                request: None,
             };
             return Some(Action::Settle(settlement));
         }
-        if self.busy >= self.config.concurrency {
+        if self.requests.len() >= self.config.concurrency {
             return None;
         }
+        let request = self.next_request;
+        self.next_request += 1;
+        Some(Action::Send(self.start_sending(pos, request)))
+    }
+
+    /// After an [`Action::Send`], another due message to carry in the same request (a
+    /// batch), if one fits in `max_bytes` of payload. Messages of one group never share a
+    /// request: only a group's oldest message is ever due. Expired messages are left for
+    /// [`Engine::poll_action`].
+    pub fn poll_more(
+        &mut self,
+        now: Millis,
+        request: RequestId,
+        max_bytes: u64,
+    ) -> Option<Transmit> {
+        if !self.sender || !self.requests.contains_key(&request) {
+            return None;
+        }
+        let &(due, pos) = self.ready.first()?;
+        let entry = &self.entries[&pos];
+        if due > now
+            || (self.gated() && !entry.forced)
+            || now.saturating_sub(entry.active_since) >= self.config.max_age_ms
+            || entry.attempts >= self.config.max_attempts
+            || u64::from(entry.bytes) > max_bytes
+        {
+            return None;
+        }
+        Some(self.start_sending(pos, request))
+    }
+
+    fn start_sending(&mut self, pos: Pos, request: RequestId) -> Transmit {
         self.disarm(pos);
         let entry = self.entries.get_mut(&pos).expect("armed entries exist");
         let attempt = entry.attempts.saturating_add(1);
-        entry.state = State::InFlight { attempt };
+        entry.state = State::InFlight { attempt, request };
         entry.forced = false;
-        self.busy += 1;
+        *self.requests.entry(request).or_insert(0) += 1;
         self.attempts += 1;
         let transmit = Transmit {
             key: entry.key.clone(),
             group: entry.group.clone(),
             attempt,
+            request,
+            bytes: entry.bytes,
         };
         self.events.push_back(Event::Sending {
             key: transmit.key.clone(),
@@ -493,7 +547,17 @@ impl Engine {
                 flush.summary.attempted += 1;
             }
         }
-        Some(Action::Send(transmit))
+        transmit
+    }
+
+    /// A message of `request` settled: free the request's slot once all have.
+    fn release(&mut self, request: RequestId) {
+        if let Some(left) = self.requests.get_mut(&request) {
+            *left -= 1;
+            if *left == 0 {
+                self.requests.remove(&request);
+            }
+        }
     }
 
     /// When the driver should next call [`Engine::poll_action`], if nothing else happens
@@ -506,7 +570,7 @@ impl Engine {
         if self.gated() && !self.entries[&pos].forced {
             return None;
         }
-        if self.busy >= self.config.concurrency {
+        if self.requests.len() >= self.config.concurrency {
             return None; // a finishing request frees a slot and the driver polls again
         }
         Some(due)
@@ -524,7 +588,7 @@ impl Engine {
         let pos = *self.by_key.get(key)?;
         let max_attempts = self.config.max_attempts;
         let entry = self.entries.get_mut(&pos)?;
-        let State::InFlight { attempt } = entry.state else {
+        let State::InFlight { attempt, .. } = entry.state else {
             return None;
         };
         let (counted, last_error, retry_after) = match outcome {
@@ -631,8 +695,8 @@ impl Engine {
         let Some(&pos) = self.by_key.get(key) else {
             return;
         };
-        if matches!(self.entries[&pos].state, State::InFlight { .. }) {
-            self.busy -= 1;
+        if let State::InFlight { request, .. } = self.entries[&pos].state {
+            self.release(request);
         }
         self.remove(pos);
         self.note_flush(key, |_| {}, None);
@@ -646,22 +710,24 @@ impl Engine {
         let entry = self.entries.get_mut(&pos).expect("indexed entries exist");
         let State::Settling {
             settlement,
-            from_send,
+            request,
         } = std::mem::replace(&mut entry.state, State::Idle)
         else {
             return;
         };
-        if from_send {
-            self.busy -= 1;
-        }
+        let from_send = request.is_some();
         let attempt = entry.attempts;
+        let network = entry.wait.network;
+        let group = entry.group.clone();
+        if let Some(request) = request {
+            self.release(request);
+        }
         match settlement {
             Settlement::Delivered {
                 key,
                 attempts,
                 status,
             } => {
-                let group = entry.group.clone();
                 self.remove(pos);
                 self.delivered += 1;
                 self.note_flush(&key, |s| s.delivered += 1, None);
@@ -675,7 +741,7 @@ impl Engine {
             Settlement::Retry {
                 key, last_error, ..
             } => {
-                let counted = !entry.wait.network;
+                let counted = !network;
                 let attempt = if counted { attempt } else { attempt + 1 };
                 self.events.push_back(Event::AttemptFailed {
                     key: key.clone(),
@@ -743,11 +809,9 @@ impl Engine {
                 // it, so it counts the request too (else `delivered` could exceed `attempted`).
                 State::InFlight { .. }
                 | State::Settling {
-                    from_send: true, ..
+                    request: Some(_), ..
                 } => summary.attempted += 1,
-                State::Settling {
-                    from_send: false, ..
-                } => {}
+                State::Settling { request: None, .. } => {}
             }
         }
         let flush = Flush {
@@ -841,7 +905,7 @@ impl Engine {
     /// holds, keeping flags and counters: a tab that becomes the sender starts from the
     /// stored truth, including messages the previous sender had in flight.
     pub fn resync(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
-        debug_assert_eq!(self.busy, 0, "a mirror has nothing in flight");
+        debug_assert!(self.requests.is_empty(), "a mirror has nothing in flight");
         let flushes: Vec<FlushId> = self.flushes.drain(..).map(|f| f.id).collect();
         for id in flushes {
             self.flushes_done.push_back((id, FlushSummary::default()));
@@ -851,7 +915,7 @@ impl Engine {
         self.groups.clear();
         self.ready.clear();
         self.dead.clear();
-        self.busy = 0;
+        self.requests.clear();
         self.restore(pending, dead_keys);
     }
 
@@ -1010,6 +1074,7 @@ impl Engine {
                 None
             },
             last_error: entry.last_error.clone(),
+            bytes: entry.bytes,
         })
     }
 
@@ -1029,7 +1094,7 @@ impl Engine {
         let oldest = self.entries.values().map(|e| e.created_at).min();
         Stats {
             pending: self.entries.len(),
-            in_flight: self.busy,
+            in_flight: self.requests.values().sum(),
             dead: self.dead.len(),
             oldest_pending_age_ms: oldest.map(|t| now.saturating_sub(t)),
             attempts: self.attempts,
@@ -1059,6 +1124,7 @@ impl Engine {
                 forced: false,
                 armed: None,
                 last_error: m.last_error,
+                bytes: m.bytes,
             },
         );
         // A message older than the group's current head must not overtake it: re-arm the
@@ -1173,9 +1239,13 @@ impl Engine {
 }
 
 fn settle_sent(entry: &mut Entry, settlement: Settlement) -> Settlement {
+    let request = match entry.state {
+        State::InFlight { request, .. } => Some(request),
+        _ => None,
+    };
     entry.state = State::Settling {
         settlement: settlement.clone(),
-        from_send: true,
+        request,
     };
     settlement
 }
@@ -1213,6 +1283,7 @@ mod tests {
             attempts: 0,
             next_attempt_at: None,
             last_error: None,
+            bytes: 0,
         }
     }
 
@@ -1301,5 +1372,60 @@ mod tests {
         }
         assert!(engine.is_dead("dead"));
         assert_eq!(engine.stats(0).pending, 1);
+    }
+
+    #[test]
+    fn a_batch_takes_due_heads_of_other_groups_within_its_byte_budget_and_one_slot() {
+        let config = Config {
+            concurrency: 1,
+            ..Config::default()
+        };
+        let mut engine = Engine::new(config, Flags::default());
+        let mut sized = |key: &str, seq, group: &str, bytes| StoredMessage {
+            bytes,
+            ..message(key, seq, Some(group))
+        };
+        let stored = vec![
+            sized("a1", 1, "a", 100),
+            sized("a2", 2, "a", 100),
+            sized("b1", 3, "b", 100),
+            sized("c1", 4, "c", 500),
+        ];
+        engine.restore(stored, Vec::new());
+        let Some(Action::Send(first)) = engine.poll_action(0) else {
+            panic!("nothing to send")
+        };
+        assert_eq!(first.key, "a1");
+        let second = engine.poll_more(0, first.request, 300).expect("b1 fits");
+        assert_eq!(
+            second.key, "b1",
+            "a2 waits for a1: one group never shares a request"
+        );
+        assert_eq!(
+            engine.poll_more(0, first.request, 200),
+            None,
+            "c1 (500 bytes) does not fit"
+        );
+        assert_eq!(
+            engine.poll_action(0),
+            None,
+            "the one slot is taken by the batch"
+        );
+        assert_eq!(engine.stats(0).in_flight, 2);
+        let delivered = |status| Outcome::Response {
+            status,
+            class: Class::Delivered,
+            retry_after: None,
+        };
+        let s = engine.on_outcome("a1", delivered(201), 1, 0.0).unwrap();
+        engine.commit(s.key());
+        assert_eq!(
+            engine.poll_action(1),
+            None,
+            "the slot frees only when every item settled"
+        );
+        let s = engine.on_outcome("b1", delivered(201), 1, 0.0).unwrap();
+        engine.commit(s.key());
+        assert!(matches!(engine.poll_action(1), Some(Action::Send(t)) if t.key == "a2"));
     }
 }

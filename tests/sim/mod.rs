@@ -360,6 +360,7 @@ impl Sim {
             attempts: 0,
             next_attempt_at: None,
             last_error: None,
+            bytes: a.bytes,
         };
         if self.storage.pending.contains_key(&a.key) || self.storage.dead.contains_key(&a.key) {
             self.violation(format!("admit let a stored key through: {}", a.key));
