@@ -57,11 +57,18 @@ async fn wait(p: Promise) -> Result<JsValue, JsValue> {
 }
 
 fn keys_of(list: &JsValue) -> Vec<String> {
-    list.unchecked_ref::<Array>().iter().map(|m| get(&m, "key").as_string().unwrap()).collect()
+    list.unchecked_ref::<Array>()
+        .iter()
+        .map(|m| get(&m, "key").as_string().unwrap())
+        .collect()
 }
 
 fn code_of(err: &JsValue) -> String {
-    assert_eq!(get(err, "name").as_string().as_deref(), Some("OutboxError"), "{err:?}");
+    assert_eq!(
+        get(err, "name").as_string().as_deref(),
+        Some("OutboxError"),
+        "{err:?}"
+    );
     get(err, "code").as_string().unwrap()
 }
 
@@ -84,7 +91,10 @@ async fn messages_survive_close_and_reopen_in_order_with_their_keys() {
     let pending = wait(reopened.pending()).await.unwrap();
     assert_eq!(keys_of(&pending), keys, "same keys, enqueue order");
     let first = pending.unchecked_ref::<Array>().get(0);
-    assert_eq!(get(&get(&first, "payload"), "text").as_string().as_deref(), Some("héllo"));
+    assert_eq!(
+        get(&get(&first, "payload"), "text").as_string().as_deref(),
+        Some("héllo")
+    );
     assert_eq!(get(&first, "group").as_string().as_deref(), Some("note-1"));
     assert_eq!(get(&reopened.stats(), "pending").as_f64(), Some(3.0));
     assert_eq!(calls.get(), 0, "autoStart: false sends nothing");
@@ -96,10 +106,18 @@ async fn a_rejected_message_moves_to_the_dead_letter_store_and_back_with_the_sam
     let name = unique("dead");
     let (reject, _) = answering(400);
     let outbox = open(options(&name, &reject, false)).await.unwrap();
-    let key = get(&wait(outbox.enqueue(obj(&[("a", 1.into())]), JsValue::UNDEFINED)).await.unwrap(), "key");
+    let key = get(
+        &wait(outbox.enqueue(obj(&[("a", 1.into())]), JsValue::UNDEFINED))
+            .await
+            .unwrap(),
+        "key",
+    );
     let summary = wait(outbox.flush()).await.unwrap();
     assert_eq!(get(&summary, "dead").as_f64(), Some(1.0));
-    assert_eq!(keys_of(&wait(outbox.pending()).await.unwrap()), Vec::<String>::new());
+    assert_eq!(
+        keys_of(&wait(outbox.pending()).await.unwrap()),
+        Vec::<String>::new()
+    );
     wait(outbox.close()).await.unwrap();
 
     // Reopened: the move was committed, to the dead-letter store only.
@@ -108,23 +126,46 @@ async fn a_rejected_message_moves_to_the_dead_letter_store_and_back_with_the_sam
     let dead = wait(outbox.dead_letters()).await.unwrap();
     assert_eq!(keys_of(&dead), vec![key.as_string().unwrap()]);
     let letter = dead.unchecked_ref::<Array>().get(0);
-    assert_eq!(get(&letter, "reason").as_string().as_deref(), Some("rejected"));
-    assert_eq!(get(&get(&letter, "lastError"), "status").as_f64(), Some(400.0));
+    assert_eq!(
+        get(&letter, "reason").as_string().as_deref(),
+        Some("rejected")
+    );
+    assert_eq!(
+        get(&get(&letter, "lastError"), "status").as_f64(),
+        Some(400.0)
+    );
     assert_eq!(get(&letter, "attempts").as_f64(), Some(1.0));
     assert_eq!(get(&outbox.stats(), "dead").as_f64(), Some(1.0));
-    assert_eq!(keys_of(&wait(outbox.pending()).await.unwrap()), Vec::<String>::new());
+    assert_eq!(
+        keys_of(&wait(outbox.pending()).await.unwrap()),
+        Vec::<String>::new()
+    );
 
     // A dead key cannot be enqueued again; redrive keeps it and resets attempts.
-    let dup = wait(outbox.enqueue(1.into(), obj(&[("key", key.clone())]))).await.unwrap_err();
+    let dup = wait(outbox.enqueue(1.into(), obj(&[("key", key.clone())])))
+        .await
+        .unwrap_err();
     assert_eq!(code_of(&dup), "duplicate-key");
-    assert_eq!(wait(outbox.retry_dead(JsValue::UNDEFINED)).await.unwrap().as_f64(), Some(1.0));
+    assert_eq!(
+        wait(outbox.retry_dead(JsValue::UNDEFINED))
+            .await
+            .unwrap()
+            .as_f64(),
+        Some(1.0)
+    );
     let pending = wait(outbox.pending()).await.unwrap();
     assert_eq!(keys_of(&pending), vec![key.as_string().unwrap()]);
-    assert_eq!(get(&pending.unchecked_ref::<Array>().get(0), "attempts").as_f64(), Some(0.0));
+    assert_eq!(
+        get(&pending.unchecked_ref::<Array>().get(0), "attempts").as_f64(),
+        Some(0.0)
+    );
     let summary = wait(outbox.flush()).await.unwrap();
     assert_eq!(get(&summary, "delivered").as_f64(), Some(1.0));
     assert_eq!(calls.get(), 1);
-    assert_eq!(keys_of(&wait(outbox.dead_letters()).await.unwrap()), Vec::<String>::new());
+    assert_eq!(
+        keys_of(&wait(outbox.dead_letters()).await.unwrap()),
+        Vec::<String>::new()
+    );
     wait(outbox.close()).await.unwrap();
 }
 
@@ -133,7 +174,9 @@ async fn bad_input_is_refused_with_a_code_and_writes_nothing() {
     let name = unique("bad");
     let (transport, _) = answering(201);
     let outbox = open(options(&name, &transport, false)).await.unwrap();
-    wait(outbox.enqueue("kept".into(), obj(&[("key", "taken".into())]))).await.unwrap();
+    wait(outbox.enqueue("kept".into(), obj(&[("key", "taken".into())])))
+        .await
+        .unwrap();
 
     let cyclic = Object::new();
     Reflect::set(&cyclic, &"self".into(), &cyclic).unwrap();
@@ -146,9 +189,17 @@ async fn bad_input_is_refused_with_a_code_and_writes_nothing() {
         (bigint, JsValue::UNDEFINED, "invalid-payload"),
         (JsValue::UNDEFINED, JsValue::UNDEFINED, "invalid-payload"),
         (nested_fn, JsValue::UNDEFINED, "invalid-payload"),
-        ("x".repeat(1 << 20).into(), JsValue::UNDEFINED, "payload-too-large"),
+        (
+            "x".repeat(1 << 20).into(),
+            JsValue::UNDEFINED,
+            "payload-too-large",
+        ),
         (1.into(), obj(&[("key", "".into())]), "invalid-key"),
-        (1.into(), obj(&[("key", "k".repeat(256).into())]), "invalid-key"),
+        (
+            1.into(),
+            obj(&[("key", "k".repeat(256).into())]),
+            "invalid-key",
+        ),
         (1.into(), obj(&[("key", "has space".into())]), "invalid-key"),
         (1.into(), obj(&[("key", "clé".into())]), "invalid-key"),
         (1.into(), obj(&[("key", 42.into())]), "invalid-key"),
@@ -159,13 +210,24 @@ async fn bad_input_is_refused_with_a_code_and_writes_nothing() {
         let err = wait(outbox.enqueue(payload, opts)).await.unwrap_err();
         assert_eq!(code_of(&err), code);
     }
-    assert_eq!(keys_of(&wait(outbox.pending()).await.unwrap()), vec!["taken".to_string()]);
+    assert_eq!(
+        keys_of(&wait(outbox.pending()).await.unwrap()),
+        vec!["taken".to_string()]
+    );
 
-    let err = wait(outbox.set_flags(obj(&[("retryIntervalMs", (-1).into())]))).await.unwrap_err();
+    let err = wait(outbox.set_flags(obj(&[("retryIntervalMs", (-1).into())])))
+        .await
+        .unwrap_err();
     assert_eq!(code_of(&err), "invalid-options");
-    assert_eq!(get(&outbox.flags(), "retryIntervalMs").as_f64(), Some(1000.0), "unchanged");
+    assert_eq!(
+        get(&outbox.flags(), "retryIntervalMs").as_f64(),
+        Some(1000.0),
+        "unchanged"
+    );
     wait(outbox.close()).await.unwrap();
-    let err = wait(outbox.enqueue(1.into(), JsValue::UNDEFINED)).await.unwrap_err();
+    let err = wait(outbox.enqueue(1.into(), JsValue::UNDEFINED))
+        .await
+        .unwrap_err();
     assert_eq!(code_of(&err), "closed");
 }
 
@@ -176,15 +238,30 @@ async fn bad_options_are_refused_before_anything_is_opened() {
         obj(&[("transport", transport.clone().into())]),
         obj(&[("name", "".into()), ("transport", transport.clone().into())]),
         obj(&[("name", "o".into())]),
-        obj(&[("name", "o".into()), ("transport", transport.clone().into()), ("maxAttempts", (-1).into())]),
-        obj(&[("name", "o".into()), ("transport", transport.clone().into()), ("concurrency", f64::NAN.into())]),
-        obj(&[("name", "o".into()), ("transport", transport.clone().into()), ("jitter", "bogus".into())]),
+        obj(&[
+            ("name", "o".into()),
+            ("transport", transport.clone().into()),
+            ("maxAttempts", (-1).into()),
+        ]),
+        obj(&[
+            ("name", "o".into()),
+            ("transport", transport.clone().into()),
+            ("concurrency", f64::NAN.into()),
+        ]),
+        obj(&[
+            ("name", "o".into()),
+            ("transport", transport.clone().into()),
+            ("jitter", "bogus".into()),
+        ]),
         obj(&[("name", "o".into()), ("endpoint", 5.into())]),
         obj(&[("name", "o".into()), ("transport", "not a function".into())]),
         JsValue::UNDEFINED,
     ];
     for options in cases {
-        let err = open(options.clone()).await.err().unwrap_or_else(|| panic!("accepted {options:?}"));
+        let err = open(options.clone())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("accepted {options:?}"));
         assert_eq!(code_of(&err), "invalid-options", "{options:?}");
     }
 }
@@ -194,12 +271,20 @@ async fn flags_persist_and_win_over_the_options_on_the_next_open() {
     let name = unique("flags");
     let (transport, _) = answering(201);
     let outbox = open(options(&name, &transport, false)).await.unwrap();
-    let patch = obj(&[("retryEnabled", false.into()), ("retryIntervalMs", 250.into())]);
+    let patch = obj(&[
+        ("retryEnabled", false.into()),
+        ("retryIntervalMs", 250.into()),
+    ]);
     wait(outbox.set_flags(patch)).await.unwrap();
     wait(outbox.close()).await.unwrap();
 
     let with_flags = options(&name, &transport, false);
-    Reflect::set(&with_flags, &"flags".into(), &obj(&[("retryIntervalMs", 9000.into())])).unwrap();
+    Reflect::set(
+        &with_flags,
+        &"flags".into(),
+        &obj(&[("retryIntervalMs", 9000.into())]),
+    )
+    .unwrap();
     let reopened = open(with_flags).await.unwrap();
     let flags = reopened.flags();
     assert_eq!(get(&flags, "retryEnabled").as_bool(), Some(false));
@@ -212,7 +297,9 @@ async fn concurrent_enqueues_all_commit_and_each_resolves_with_its_own_key() {
     let name = unique("group-commit");
     let (transport, _) = answering(201);
     let outbox = open(options(&name, &transport, false)).await.unwrap();
-    let promises: Array = (0..200).map(|i| outbox.enqueue(obj(&[("i", i.into())]), JsValue::UNDEFINED)).collect();
+    let promises: Array = (0..200)
+        .map(|i| outbox.enqueue(obj(&[("i", i.into())]), JsValue::UNDEFINED))
+        .collect();
     let results = wait(Promise::all(&promises)).await.unwrap();
     let keys = keys_of(&results);
     let stored = keys_of(&wait(outbox.pending()).await.unwrap());

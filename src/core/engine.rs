@@ -1381,7 +1381,7 @@ mod tests {
             ..Config::default()
         };
         let mut engine = Engine::new(config, Flags::default());
-        let mut sized = |key: &str, seq, group: &str, bytes| StoredMessage {
+        let sized = |key: &str, seq, group: &str, bytes| StoredMessage {
             bytes,
             ..message(key, seq, Some(group))
         };
