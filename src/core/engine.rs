@@ -442,52 +442,22 @@ impl Engine {
             return None; // forced entries sort first (due 0), so none are behind this one
         }
         if now.saturating_sub(entry.active_since) >= self.config.max_age_ms {
-            self.disarm(pos);
-            let entry = self.entries.get_mut(&pos).expect("armed entries exist");
-            let settlement = Settlement::Dead {
-                key: entry.key.clone(),
-                reason: DeadReason::Expired,
-                attempts: entry.attempts,
-                last_error: LastError {
-                    status: None,
-                    message: format!(
-                        "not delivered within maxAgeMs ({} ms)",
-                        self.config.max_age_ms
-                    ),
-                },
-                dead_at: now,
-            };
-            entry.state = State::Settling {
-                settlement: settlement.clone(),
-                request: None,
-            };
-            return Some(Action::Settle(settlement));
+            let message = format!(
+                "not delivered within maxAgeMs ({} ms)",
+                self.config.max_age_ms
+            );
+            return Some(self.dead_without_sending(pos, DeadReason::Expired, message, now));
         }
         if entry.attempts >= self.config.max_attempts {
             // Only a reload can get here: the last allowed attempt was persisted and sent,
             // then the page went away before its outcome was recorded. That attempt counts
             // (it was persisted before the request went out), so the cap is used up: sending
             // again would make attempt maxAttempts + 1.
-            self.disarm(pos);
-            let entry = self.entries.get_mut(&pos).expect("armed entries exist");
-            let settlement = Settlement::Dead {
-                key: entry.key.clone(),
-                reason: DeadReason::MaxAttempts,
-                attempts: entry.attempts,
-                last_error: LastError {
-                    status: None,
-                    message: format!(
-                        "the last of maxAttempts ({}) attempts was interrupted before its outcome was recorded",
-                        self.config.max_attempts
-                    ),
-                },
-                dead_at: now,
-            };
-            entry.state = State::Settling {
-                settlement: settlement.clone(),
-                request: None,
-            };
-            return Some(Action::Settle(settlement));
+            let message = format!(
+                "the last of maxAttempts ({}) attempts was interrupted before its outcome was recorded",
+                self.config.max_attempts
+            );
+            return Some(self.dead_without_sending(pos, DeadReason::MaxAttempts, message, now));
         }
         if self.requests.len() >= self.config.concurrency {
             return None;
@@ -548,6 +518,33 @@ impl Engine {
             }
         }
         transmit
+    }
+
+    /// Dead-letters a due message without a request (expired, or its cap used up).
+    fn dead_without_sending(
+        &mut self,
+        pos: Pos,
+        reason: DeadReason,
+        message: String,
+        now: Millis,
+    ) -> Action {
+        self.disarm(pos);
+        let entry = self.entries.get_mut(&pos).expect("armed entries exist");
+        let settlement = Settlement::Dead {
+            key: entry.key.clone(),
+            reason,
+            attempts: entry.attempts,
+            last_error: LastError {
+                status: None,
+                message,
+            },
+            dead_at: now,
+        };
+        entry.state = State::Settling {
+            settlement: settlement.clone(),
+            request: None,
+        };
+        Action::Settle(settlement)
     }
 
     /// A message of `request` settled: free the request's slot once all have.
