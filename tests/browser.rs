@@ -308,3 +308,31 @@ async fn concurrent_enqueues_all_commit_and_each_resolves_with_its_own_key() {
     assert_eq!(unique.len(), 200);
     wait(outbox.close()).await.unwrap();
 }
+
+#[wasm_bindgen_test]
+async fn the_same_key_enqueued_by_two_outboxes_at_once_is_stored_once() {
+    // Two outboxes on one database stand for two tabs: neither knows the other's key yet.
+    let name = unique("two-tabs");
+    let (transport, _) = answering(201);
+    let a = open(options(&name, &transport, false)).await.unwrap();
+    let b = open(options(&name, &transport, false)).await.unwrap();
+    let same = obj(&[("key", "shared-key".into())]);
+    let both = Array::of2(
+        &a.enqueue(obj(&[("from", "a".into())]), same.clone()),
+        &b.enqueue(obj(&[("from", "b".into())]), same),
+    );
+    let settled = wait(Promise::all_settled(&both)).await.unwrap();
+    let settled: Array = settled.unchecked_into();
+    let statuses: Vec<String> = settled.iter().map(|r| get(&r, "status").as_string().unwrap()).collect();
+    let winners = statuses.iter().filter(|s| *s == "fulfilled").count();
+    assert_eq!(winners, 1, "{statuses:?}");
+    let loser = settled.iter().find(|r| get(r, "status").as_string().as_deref() == Some("rejected")).unwrap();
+    assert_eq!(code_of(&get(&loser, "reason")), "duplicate-key");
+    let pending = wait(a.pending()).await.unwrap();
+    assert_eq!(keys_of(&pending), vec!["shared-key".to_string()]);
+    let from = get(&get(&pending.unchecked_ref::<Array>().get(0), "payload"), "from");
+    let winner = if statuses[0] == "fulfilled" { "a" } else { "b" };
+    assert_eq!(from.as_string().as_deref(), Some(winner), "the stored payload is the winner's");
+    wait(a.close()).await.unwrap();
+    wait(b.close()).await.unwrap();
+}

@@ -60,30 +60,15 @@ pub fn transaction(
 
 /// The result of a request. A failed request aborts its transaction.
 pub async fn request(req: &IdbRequest) -> Result<JsValue, JsValue> {
-    request_with(req, false).await
-}
-
-/// The result of a request whose failure should not abort the transaction (an `add`
-/// that may meet an existing key, say): the rest of the transaction still commits.
-pub async fn request_tolerant(req: &IdbRequest) -> Result<JsValue, JsValue> {
-    request_with(req, true).await
-}
-
-async fn request_with(req: &IdbRequest, tolerate: bool) -> Result<JsValue, JsValue> {
     let target = req.clone();
     let outcome = settle(move |event| match event.type_().as_str() {
         "success" => Ok(target.result().unwrap_or(JsValue::UNDEFINED)),
-        _ => {
-            if tolerate {
-                event.prevent_default();
-            }
-            Err(target
-                .error()
-                .ok()
-                .flatten()
-                .map(JsValue::from)
-                .unwrap_or(JsValue::NULL))
-        }
+        _ => Err(target
+            .error()
+            .ok()
+            .flatten()
+            .map(JsValue::from)
+            .unwrap_or(JsValue::NULL)),
     });
     req.set_onsuccess(Some(outcome.handler()));
     req.set_onerror(Some(outcome.handler()));
