@@ -2,6 +2,7 @@
 //!
 //! - [`outbox`]: the JS class `Outbox` and the driver loop that runs the engine.
 //! - [`store`]: IndexedDB storage: one database per outbox, four object stores.
+//! - [`records`]: the stored form of a message's metadata, converted by hand.
 //! - [`idb`]: IndexedDB requests and transactions as futures.
 //! - [`enqueue_batch`]: group commit: concurrent `enqueue` calls share transactions.
 //! - [`transport`]: fetch (or the app's `transport`) with a timeout, to an [`Outcome`](crate::core::Outcome).
@@ -23,6 +24,7 @@ mod js;
 mod leadership;
 mod options;
 mod outbox;
+mod records;
 mod store;
 mod tabs;
 mod timer;

@@ -22,7 +22,9 @@ use web_sys::{
 
 use super::error::storage_error;
 use super::idb::{committed, request, transaction, Durability};
-use crate::core::{DeadReason, ErrorCode, Flags, Millis, OutboxError, Settlement, StoredMessage};
+pub use super::records::DeadRecord;
+use super::records::{dead_from_js, dead_to_js, message_from_js, message_to_js};
+use crate::core::{ErrorCode, Flags, Millis, OutboxError, Settlement, StoredMessage};
 
 // The hot path of `enqueue`, in JavaScript: one call from wasm per batch, and no
 // per-request promise. An `add` that meets an existing key (another tab's message) is
@@ -62,19 +64,6 @@ const BODIES: &str = "bodies";
 const META: &str = "meta";
 const FLAGS_KEY: &str = "flags";
 const VERSION: u32 = 1;
-
-/// A dead letter as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeadRecord {
-    /// The message as it was when it died (its `lastError` says why).
-    #[serde(flatten)]
-    pub message: StoredMessage,
-    /// Why it was dead-lettered.
-    pub reason: DeadReason,
-    /// When.
-    pub dead_at: Millis,
-}
 
 /// What an outbox finds in storage when it opens.
 pub struct Loaded {
@@ -150,8 +139,11 @@ impl Store {
         let flags = store(&tx, META)
             .and_then(|s| s.get(&FLAGS_KEY.into()))
             .map_err(fail)?;
-        let pending: Vec<StoredMessage> =
-            from_js(request(&pending).await.map_err(fail)?, "message")?;
+        let pending: Array = request(&pending).await.map_err(fail)?.unchecked_into();
+        let pending = pending
+            .iter()
+            .map(|r| message_from_js(&r))
+            .collect::<Result<Vec<_>, _>>()?;
         let dead_keys: Vec<String> =
             from_js(request(&dead).await.map_err(fail)?, "dead-letter key")?;
         let flags = request(&flags).await.map_err(fail)?;
@@ -174,7 +166,7 @@ impl Store {
         batch: &[(StoredMessage, JsValue)],
     ) -> Result<Vec<bool>, OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "storing new messages");
-        let metas: Array = batch.iter().map(|(meta, _)| to_js(meta)).collect();
+        let metas: Array = batch.iter().map(|(meta, _)| message_to_js(meta)).collect();
         let bodies: Array = batch.iter().map(|(_, body)| body.clone()).collect();
         let strict = self.durability == Durability::Strict;
         let stored = JsFuture::from(insert_all(&self.db, strict, &metas, &bodies))
@@ -213,7 +205,7 @@ impl Store {
                 request(&body).await.map_err(fail)?,
             );
             if !stored.is_undefined() && !body.is_undefined() {
-                pending.put(&to_js(meta)).map_err(fail)?;
+                pending.put(&message_to_js(meta)).map_err(fail)?;
                 found.push(Some(body));
             } else {
                 if !stored.is_undefined() {
@@ -257,14 +249,14 @@ impl Store {
                         dead_at: *dead_at,
                     };
                     store(&tx, DEAD)
-                        .and_then(|s| s.put(&to_js(&record)))
+                        .and_then(|s| s.put(&dead_to_js(&record)))
                         .map_err(fail)?;
                 }
             }
         }
         for (stored, meta) in retries {
             if !request(&stored).await.map_err(fail)?.is_undefined() {
-                pending.put(&to_js(meta)).map_err(fail)?;
+                pending.put(&message_to_js(meta)).map_err(fail)?;
             }
         }
         committed(&tx).await.map_err(fail)
@@ -272,17 +264,18 @@ impl Store {
 
     /// Every pending message with its body, oldest first.
     pub async fn list_pending(&self) -> Result<Vec<(StoredMessage, JsValue)>, OutboxError> {
-        self.list(PENDING).await
+        self.list(PENDING, message_from_js).await
     }
 
     /// Every dead letter with its body, oldest first.
     pub async fn list_dead(&self) -> Result<Vec<(DeadRecord, JsValue)>, OutboxError> {
-        self.list(DEAD).await
+        self.list(DEAD, dead_from_js).await
     }
 
-    async fn list<T: for<'de> Deserialize<'de>>(
+    async fn list<T>(
         &self,
         name: &str,
+        read: fn(&JsValue) -> Result<T, OutboxError>,
     ) -> Result<Vec<(T, JsValue)>, OutboxError> {
         let fail = |e: JsValue| storage_error(&e, "listing messages");
         let tx = transaction(&self.db, &[name, BODIES], None).map_err(fail)?;
@@ -300,7 +293,7 @@ impl Store {
         let mut out = Vec::with_capacity(gets.len());
         for (record, get) in gets {
             let body = request(&get).await.map_err(fail)?;
-            out.push((from_js(record, name)?, body));
+            out.push((read(&record)?, body));
         }
         Ok(out)
     }
@@ -345,7 +338,7 @@ impl Store {
         };
         let mut moved = Vec::with_capacity(records.len());
         for record in records {
-            let record: DeadRecord = from_js(record, "dead letter")?;
+            let record = dead_from_js(&record)?;
             let message = StoredMessage {
                 seq: seq(),
                 active_since: now,
@@ -354,7 +347,7 @@ impl Store {
                 last_error: None,
                 ..record.message
             };
-            pending.put(&to_js(&message)).map_err(fail)?;
+            pending.put(&message_to_js(&message)).map_err(fail)?;
             dead.delete(&message.key.as_str().into()).map_err(fail)?;
             moved.push(message);
         }
