@@ -323,16 +323,29 @@ async fn the_same_key_enqueued_by_two_outboxes_at_once_is_stored_once() {
     );
     let settled = wait(Promise::all_settled(&both)).await.unwrap();
     let settled: Array = settled.unchecked_into();
-    let statuses: Vec<String> = settled.iter().map(|r| get(&r, "status").as_string().unwrap()).collect();
+    let statuses: Vec<String> = settled
+        .iter()
+        .map(|r| get(&r, "status").as_string().unwrap())
+        .collect();
     let winners = statuses.iter().filter(|s| *s == "fulfilled").count();
     assert_eq!(winners, 1, "{statuses:?}");
-    let loser = settled.iter().find(|r| get(r, "status").as_string().as_deref() == Some("rejected")).unwrap();
+    let loser = settled
+        .iter()
+        .find(|r| get(r, "status").as_string().as_deref() == Some("rejected"))
+        .unwrap();
     assert_eq!(code_of(&get(&loser, "reason")), "duplicate-key");
     let pending = wait(a.pending()).await.unwrap();
     assert_eq!(keys_of(&pending), vec!["shared-key".to_string()]);
-    let from = get(&get(&pending.unchecked_ref::<Array>().get(0), "payload"), "from");
+    let from = get(
+        &get(&pending.unchecked_ref::<Array>().get(0), "payload"),
+        "from",
+    );
     let winner = if statuses[0] == "fulfilled" { "a" } else { "b" };
-    assert_eq!(from.as_string().as_deref(), Some(winner), "the stored payload is the winner's");
+    assert_eq!(
+        from.as_string().as_deref(),
+        Some(winner),
+        "the stored payload is the winner's"
+    );
     wait(a.close()).await.unwrap();
     wait(b.close()).await.unwrap();
 }
