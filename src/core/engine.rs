@@ -520,6 +520,20 @@ impl Engine {
         transmit
     }
 
+    /// A message left pending because the server has it: by this engine's send, or
+    /// (mirrored) by another tab's.
+    fn delivered_here(&mut self, pos: Pos, key: String, attempts: u32, status: u16) {
+        let group = self.entries[&pos].group.clone();
+        self.remove(pos);
+        self.delivered += 1;
+        self.events.push_back(Event::Delivered {
+            key,
+            group,
+            attempts,
+            status,
+        });
+    }
+
     /// Dead-letters a due message without a request (expired, or its cap used up).
     fn dead_without_sending(
         &mut self,
@@ -715,7 +729,6 @@ impl Engine {
         let from_send = request.is_some();
         let attempt = entry.attempts;
         let network = entry.wait.network;
-        let group = entry.group.clone();
         if let Some(request) = request {
             self.release(request);
         }
@@ -725,15 +738,8 @@ impl Engine {
                 attempts,
                 status,
             } => {
-                self.remove(pos);
-                self.delivered += 1;
                 self.note_flush(&key, |s| s.delivered += 1, None);
-                self.events.push_back(Event::Delivered {
-                    key,
-                    group,
-                    attempts,
-                    status,
-                });
+                self.delivered_here(pos, key, attempts, status);
             }
             Settlement::Retry {
                 key, last_error, ..
@@ -947,15 +953,7 @@ impl Engine {
                 status,
             } => {
                 let Some(pos) = pos else { return };
-                let group = self.entries[&pos].group.clone();
-                self.remove(pos);
-                self.delivered += 1;
-                self.events.push_back(Event::Delivered {
-                    key,
-                    group,
-                    attempts,
-                    status,
-                });
+                self.delivered_here(pos, key, attempts, status);
             }
             Settlement::Retry {
                 key,
