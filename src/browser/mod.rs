@@ -1,9 +1,9 @@
 //! The browser side: thin adapters that give the core ([`crate::core`]) its I/O.
 //!
 //! - [`outbox`]: the JS class `Outbox` and the driver loop that runs the engine.
-//! - [`store`]: IndexedDB storage: one database per outbox, four object stores.
+//! - [`store`]: IndexedDB storage: one database per outbox; its transactions are in
+//!   `store.js`, one call per batch.
 //! - [`records`]: the stored form of a message's metadata, converted by hand.
-//! - [`idb`]: IndexedDB requests and transactions as futures.
 //! - [`enqueue_batch`]: group commit: concurrent `enqueue` calls share transactions.
 //! - [`transport`]: fetch (or the app's `transport`) with a timeout, to an [`Outcome`](crate::core::Outcome).
 //! - [`timer`]: the one re-armable wake-up timer.
@@ -19,7 +19,6 @@ mod channel;
 mod connectivity;
 mod enqueue_batch;
 mod error;
-mod idb;
 mod js;
 mod leadership;
 mod options;

@@ -5,7 +5,7 @@ use js_sys::Function;
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::error::invalid_options;
-use super::idb::Durability;
+use super::store::Durability;
 use super::js::get;
 use super::transport::{Route, Sender};
 use crate::core::config::Options;

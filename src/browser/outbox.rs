@@ -189,10 +189,11 @@ impl Outbox {
             driver.check_open()?;
             let keys = keys_argument(&keys)?;
             let now = js::now();
+            let allocator = driver.clone();
             let moved = driver
                 .store
-                .redrive(keys.as_deref(), now, || {
-                    driver.engine.borrow_mut().allocate_seq(now)
+                .redrive(keys.as_deref(), now, move || {
+                    allocator.engine.borrow_mut().allocate_seq(now)
                 })
                 .await?;
             let count = moved.len();

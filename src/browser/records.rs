@@ -59,17 +59,13 @@ pub fn message_to_js(m: &StoredMessage) -> Object {
     o
 }
 
-/// The stored form of a dead letter.
-pub fn dead_to_js(d: &DeadRecord) -> Object {
-    let o = message_to_js(&d.message);
-    let reason = match d.reason {
+/// How a dead-letter reason is written, in storage and to JS.
+pub fn reason_name(reason: DeadReason) -> &'static str {
+    match reason {
         DeadReason::Rejected => "rejected",
         DeadReason::MaxAttempts => "max-attempts",
         DeadReason::Expired => "expired",
-    };
-    set(&o, "reason", reason.into());
-    set(&o, "deadAt", number(d.dead_at));
-    o
+    }
 }
 
 fn field(record: &JsValue, name: &str) -> JsValue {

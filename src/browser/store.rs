@@ -1,69 +1,61 @@
-//! IndexedDB storage of one outbox: the database `durable-outbox/<name>` with four
-//! object stores:
+//! IndexedDB storage of one outbox: the database `durable-outbox/<name>`. The
+//! transactions themselves are in `store.js` (its header describes the object stores);
+//! each method here is one call into it, plus the conversions between its plain JS
+//! values and the core's types.
 //!
-//! - `pending`: metadata of undelivered messages ([`StoredMessage`]), keyed by `key`,
-//!   indexed by `seq` (enqueue order);
-//! - `dead`: the dead-letter store ([`DeadRecord`]), keyed and indexed the same way;
-//! - `bodies`: each message's JSON text, keyed by `key`. Kept apart so that opening an
-//!   outbox reads only small metadata records, never every payload;
-//! - `meta`: the persisted flags.
-//!
-//! Every write is a blind `put` or `delete` computed by the engine, in one transaction
-//! per step: a message leaves `pending` only in the transaction that records where it
-//! went, so a crash at any point leaves it in exactly one store.
+//! Every write is computed by the engine and lands in one transaction per step: a
+//! message leaves pending storage only in the transaction that records where it went,
+//! so a crash at any point leaves it in exactly one store.
 
-use js_sys::Array;
+use js_sys::{Array, Float64Array, Function, Promise};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    IdbDatabase, IdbObjectStore, IdbObjectStoreParameters, IdbOpenDbRequest, IdbTransaction,
-};
 
 use super::error::storage_error;
-use super::idb::{committed, request, transaction, Durability};
 pub use super::records::DeadRecord;
-use super::records::{dead_from_js, dead_to_js, message_from_js, message_to_js};
-use crate::core::{ErrorCode, Flags, Millis, OutboxError, Settlement, StoredMessage};
+use super::records::{dead_from_js, message_from_js, message_to_js, reason_name};
+use crate::core::{ErrorCode, Flags, LastError, Millis, OutboxError, Settlement, StoredMessage};
 
-// The hot path of `enqueue`, in JavaScript: one call from wasm per batch, and no
-// per-request promise. An `add` that meets an existing key (another tab's message) is
-// caught so that the rest of the transaction commits; the half of a message that did go
-// in is taken out again.
-#[wasm_bindgen(inline_js = r#"
-export function insertAll(db, strict, metas, bodies) {
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(["pending", "bodies"], "readwrite", { durability: strict ? "strict" : "relaxed" });
-    const pending = tx.objectStore("pending");
-    const store = tx.objectStore("bodies");
-    const metaOk = new Array(metas.length).fill(true);
-    const ok = new Array(metas.length).fill(true);
-    const tolerate = (e) => { e.preventDefault(); e.stopPropagation(); };
-    for (let i = 0; i < metas.length; i++) {
-      const key = metas[i].key;
-      pending.add(metas[i]).onerror = (e) => { tolerate(e); metaOk[i] = false; };
-      const body = store.add(bodies[i], key);
-      body.onerror = (e) => { tolerate(e); ok[i] = false; if (metaOk[i]) pending.delete(key); };
-      body.onsuccess = () => { if (!metaOk[i]) { ok[i] = false; store.delete(key); } };
-    }
-    tx.oncomplete = () => resolve(ok);
-    tx.onabort = () => reject(tx.error || new Error("the transaction was aborted"));
-  });
-}
-"#)]
+#[wasm_bindgen(module = "/src/browser/store.js")]
 extern "C" {
-    /// Adds messages in one transaction; resolves with, per message, whether it went in.
+    /// An open `IDBDatabase`.
+    pub type Database;
+
+    #[wasm_bindgen(js_name = openDatabase)]
+    fn open_database(name: &str) -> Promise;
+    #[wasm_bindgen(method)]
+    fn close(this: &Database);
+    #[wasm_bindgen(js_name = load)]
+    fn load_all(db: &Database) -> Promise;
     #[wasm_bindgen(js_name = insertAll)]
-    fn insert_all(db: &IdbDatabase, strict: bool, metas: &Array, bodies: &Array)
-        -> js_sys::Promise;
+    fn insert_all(db: &Database, strict: bool, metas: &Array, bodies: &Array) -> Promise;
+    #[wasm_bindgen(js_name = beginAttempts)]
+    fn begin_attempts(db: &Database, strict: bool, metas: &Array) -> Promise;
+    #[wasm_bindgen(js_name = record)]
+    fn record_all(db: &Database, strict: bool, ops: &Array) -> Promise;
+    #[wasm_bindgen(js_name = listPending)]
+    fn list_pending(db: &Database) -> Promise;
+    #[wasm_bindgen(js_name = listDead)]
+    fn list_dead(db: &Database) -> Promise;
+    #[wasm_bindgen(js_name = redrive)]
+    fn redrive_all(db: &Database, strict: bool, keys: &JsValue, now: f64, next_seq: &Function)
+        -> Promise;
+    #[wasm_bindgen(js_name = discard)]
+    fn discard_all(db: &Database, strict: bool, keys: &Array) -> Promise;
+    #[wasm_bindgen(js_name = saveFlags)]
+    fn save_flags(db: &Database, strict: bool, flags: &JsValue) -> Promise;
 }
 
-const PENDING: &str = "pending";
-const DEAD: &str = "dead";
-const BODIES: &str = "bodies";
-const META: &str = "meta";
-const FLAGS_KEY: &str = "flags";
-const VERSION: u32 = 1;
+/// Whether a write transaction waits for the disk (`"strict"`) or only for the
+/// operating system (`"relaxed"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives power loss; slower.
+    Strict,
+    /// Survives a tab or browser crash, not an operating-system crash.
+    Relaxed,
+}
 
 /// What an outbox finds in storage when it opens.
 pub struct Loaded {
@@ -77,8 +69,8 @@ pub struct Loaded {
 
 /// One outbox's database.
 pub struct Store {
-    db: IdbDatabase,
-    durability: Durability,
+    db: Database,
+    strict: bool,
 }
 
 fn to_js<T: Serialize>(value: &T) -> JsValue {
@@ -96,66 +88,94 @@ fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T
     })
 }
 
-fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore, JsValue> {
-    tx.object_store(name)
+/// Awaits one of `store.js`'s transactions.
+async fn done(promise: Promise, doing: &str) -> Result<JsValue, OutboxError> {
+    JsFuture::from(promise)
+        .await
+        .map_err(|e| storage_error(&e, doing))
+}
+
+fn get(value: &JsValue, name: &str) -> JsValue {
+    super::js::get(value, name)
+}
+
+fn strings(value: &JsValue) -> Vec<String> {
+    value
+        .unchecked_ref::<Array>()
+        .iter()
+        .filter_map(|s| s.as_string())
+        .collect()
+}
+
+/// Rebuilds pending messages from `load`'s columns (see `store.js`).
+fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
+    let numbers = get(columns, "numbers")
+        .unchecked_into::<Float64Array>()
+        .to_vec();
+    let keys = strings(&get(columns, "keys"));
+    let groups = strings(&get(columns, "groups"));
+    let mut messages: Vec<StoredMessage> = keys
+        .into_iter()
+        .zip(groups)
+        .zip(numbers.chunks_exact(6))
+        .map(|((key, group), n)| StoredMessage {
+            key,
+            seq: n[0] as u64,
+            group: (!group.is_empty()).then_some(group),
+            created_at: n[1] as u64,
+            active_since: n[2] as u64,
+            bytes: n[3] as u32,
+            attempts: n[4] as u32,
+            next_attempt_at: (n[5] >= 0.0).then_some(n[5] as u64),
+            last_error: None,
+        })
+        .collect();
+    // [index, status (-1 for none), message] for the few that failed before.
+    let errors: Vec<JsValue> = get(columns, "errors").unchecked_into::<Array>().to_vec();
+    for e in errors.chunks_exact(3) {
+        let Some(m) = e[0].as_f64().and_then(|i| messages.get_mut(i as usize)) else {
+            continue;
+        };
+        m.last_error = Some(LastError {
+            status: e[1].as_f64().filter(|s| *s >= 0.0).map(|s| s as u16),
+            message: e[2].as_string().unwrap_or_default(),
+        });
+    }
+    messages
 }
 
 impl Store {
     /// Opens (creating or upgrading) the database of the outbox `name`.
     pub async fn open(name: &str, durability: Durability) -> Result<Store, OutboxError> {
-        let factory = super::js::global("indexedDB");
-        let factory: web_sys::IdbFactory = factory.dyn_into().map_err(|_| {
-            OutboxError::new(ErrorCode::Unsupported, "IndexedDB is not available here")
-        })?;
-        let db_name = format!("durable-outbox/{name}");
-        let req: IdbOpenDbRequest = factory
-            .open_with_u32(&db_name, VERSION)
-            .map_err(|e| storage_error(&e, "opening the database"))?;
-        let upgrade_target = req.clone();
-        let on_upgrade = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
-            if let Ok(db) = upgrade_target.result() {
-                create_schema(&db.unchecked_into());
-            }
-        });
-        req.set_onupgradeneeded(Some(on_upgrade.as_ref().unchecked_ref()));
-        let result = request(&req).await;
-        req.set_onupgradeneeded(None);
-        let db: IdbDatabase = result
-            .map_err(|e| storage_error(&e, "opening the database"))?
-            .unchecked_into();
-        Ok(Store { db, durability })
+        if super::js::global("indexedDB").is_undefined() {
+            return Err(OutboxError::new(
+                ErrorCode::Unsupported,
+                "IndexedDB is not available here",
+            ));
+        }
+        let db = done(
+            open_database(&format!("durable-outbox/{name}")),
+            "opening the database",
+        )
+        .await?;
+        Ok(Store {
+            db: db.unchecked_into(),
+            strict: durability == Durability::Strict,
+        })
     }
 
-    /// Reads what an opening outbox needs: metadata only, in one transaction.
+    /// Reads what an opening outbox needs, in one transaction, without a payload.
     pub async fn load(&self) -> Result<Loaded, OutboxError> {
-        let fail = |e: JsValue| storage_error(&e, "loading the outbox");
-        let tx = transaction(&self.db, &[PENDING, DEAD, META], None).map_err(fail)?;
-        let pending = store(&tx, PENDING)
-            .and_then(|s| s.get_all())
-            .map_err(fail)?;
-        let dead = store(&tx, DEAD)
-            .and_then(|s| s.get_all_keys())
-            .map_err(fail)?;
-        let flags = store(&tx, META)
-            .and_then(|s| s.get(&FLAGS_KEY.into()))
-            .map_err(fail)?;
-        let pending: Array = request(&pending).await.map_err(fail)?.unchecked_into();
-        let pending = pending
-            .iter()
-            .map(|r| message_from_js(&r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let dead_keys: Vec<String> =
-            from_js(request(&dead).await.map_err(fail)?, "dead-letter key")?;
-        let flags = request(&flags).await.map_err(fail)?;
-        let flags = if flags.is_undefined() {
-            None
-        } else {
-            Some(from_js(flags, "flags document")?)
-        };
+        let columns = done(load_all(&self.db), "loading the outbox").await?;
+        let flags = get(&columns, "flags");
         Ok(Loaded {
-            pending,
-            dead_keys,
-            flags,
+            pending: messages_from_columns(&columns),
+            dead_keys: strings(&get(&columns, "dead")),
+            flags: if flags.is_undefined() {
+                None
+            } else {
+                Some(from_js(flags, "flags document")?)
+            },
         })
     }
 
@@ -165,13 +185,13 @@ impl Store {
         &self,
         batch: &[(StoredMessage, JsValue)],
     ) -> Result<Vec<bool>, OutboxError> {
-        let fail = |e: JsValue| storage_error(&e, "storing new messages");
         let metas: Array = batch.iter().map(|(meta, _)| message_to_js(meta)).collect();
         let bodies: Array = batch.iter().map(|(_, body)| body.clone()).collect();
-        let strict = self.durability == Durability::Strict;
-        let stored = JsFuture::from(insert_all(&self.db, strict, &metas, &bodies))
-            .await
-            .map_err(fail)?;
+        let stored = done(
+            insert_all(&self.db, self.strict, &metas, &bodies),
+            "storing new messages",
+        )
+        .await?;
         Ok(stored
             .unchecked_into::<Array>()
             .iter()
@@ -186,36 +206,17 @@ impl Store {
         &self,
         metas: &[StoredMessage],
     ) -> Result<Vec<Option<JsValue>>, OutboxError> {
-        let fail = |e: JsValue| storage_error(&e, "recording an attempt");
-        let tx = self.write(&[PENDING, BODIES]).map_err(fail)?;
-        let pending = store(&tx, PENDING).map_err(fail)?;
-        let bodies = store(&tx, BODIES).map_err(fail)?;
-        let mut reads = Vec::with_capacity(metas.len());
-        for meta in metas {
-            let key: JsValue = meta.key.as_str().into();
-            reads.push((
-                pending.get(&key).map_err(fail)?,
-                bodies.get(&key).map_err(fail)?,
-            ));
-        }
-        let mut found = Vec::with_capacity(metas.len());
-        for (meta, (stored, body)) in metas.iter().zip(reads) {
-            let (stored, body) = (
-                request(&stored).await.map_err(fail)?,
-                request(&body).await.map_err(fail)?,
-            );
-            if !stored.is_undefined() && !body.is_undefined() {
-                pending.put(&message_to_js(meta)).map_err(fail)?;
-                found.push(Some(body));
-            } else {
-                if !stored.is_undefined() {
-                    pending.delete(&meta.key.as_str().into()).map_err(fail)?; // a body-less record can never be sent
-                }
-                found.push(None);
-            }
-        }
-        committed(&tx).await.map_err(fail)?;
-        Ok(found)
+        let metas: Array = metas.iter().map(message_to_js).collect();
+        let bodies = done(
+            begin_attempts(&self.db, self.strict, &metas),
+            "recording an attempt",
+        )
+        .await?;
+        Ok(bodies
+            .unchecked_into::<Array>()
+            .iter()
+            .map(|b| (!b.is_undefined()).then_some(b))
+            .collect())
     }
 
     /// Records outcomes, all in one transaction. Each comes with the message's metadata
@@ -224,78 +225,44 @@ impl Store {
         &self,
         outcomes: &[(Settlement, StoredMessage)],
     ) -> Result<(), OutboxError> {
-        let fail = |e: JsValue| storage_error(&e, "recording an outcome");
-        let tx = self.write(&[PENDING, DEAD, BODIES]).map_err(fail)?;
-        let pending = store(&tx, PENDING).map_err(fail)?;
-        let mut retries = Vec::new();
-        for (settlement, meta) in outcomes {
-            let key: JsValue = settlement.key().into();
-            match settlement {
-                Settlement::Delivered { .. } => {
-                    pending.delete(&key).map_err(fail)?;
-                    store(&tx, BODIES)
-                        .and_then(|s| s.delete(&key))
-                        .map_err(fail)?;
+        let ops: Array = outcomes
+            .iter()
+            .map(|(settlement, meta)| {
+                let op = js_sys::Object::new();
+                let (outcome, reason, dead_at) = match settlement {
+                    Settlement::Delivered { .. } => ("delivered", None, None),
+                    Settlement::Retry { .. } => ("retry", None, None),
+                    Settlement::Dead {
+                        reason, dead_at, ..
+                    } => ("dead", Some(reason_name(*reason)), Some(*dead_at)),
+                };
+                super::js::set(&op, "outcome", &outcome.into());
+                super::js::set(&op, "meta", &message_to_js(meta));
+                if let (Some(reason), Some(dead_at)) = (reason, dead_at) {
+                    super::js::set(&op, "reason", &reason.into());
+                    super::js::set(&op, "deadAt", &(dead_at as f64).into());
                 }
-                // Written below, and only if still there: another tab may have delivered it.
-                Settlement::Retry { .. } => retries.push((pending.get(&key).map_err(fail)?, meta)),
-                Settlement::Dead {
-                    reason, dead_at, ..
-                } => {
-                    pending.delete(&key).map_err(fail)?;
-                    let record = DeadRecord {
-                        message: meta.clone(),
-                        reason: *reason,
-                        dead_at: *dead_at,
-                    };
-                    store(&tx, DEAD)
-                        .and_then(|s| s.put(&dead_to_js(&record)))
-                        .map_err(fail)?;
-                }
-            }
-        }
-        for (stored, meta) in retries {
-            if !request(&stored).await.map_err(fail)?.is_undefined() {
-                pending.put(&message_to_js(meta)).map_err(fail)?;
-            }
-        }
-        committed(&tx).await.map_err(fail)
+                JsValue::from(op)
+            })
+            .collect();
+        done(
+            record_all(&self.db, self.strict, &ops),
+            "recording an outcome",
+        )
+        .await
+        .map(drop)
     }
 
     /// Every pending message with its body, oldest first.
     pub async fn list_pending(&self) -> Result<Vec<(StoredMessage, JsValue)>, OutboxError> {
-        self.list(PENDING, message_from_js).await
+        let records = done(list_pending(&self.db), "listing messages").await?;
+        with_bodies(records, message_from_js)
     }
 
     /// Every dead letter with its body, oldest first.
     pub async fn list_dead(&self) -> Result<Vec<(DeadRecord, JsValue)>, OutboxError> {
-        self.list(DEAD, dead_from_js).await
-    }
-
-    async fn list<T>(
-        &self,
-        name: &str,
-        read: fn(&JsValue) -> Result<T, OutboxError>,
-    ) -> Result<Vec<(T, JsValue)>, OutboxError> {
-        let fail = |e: JsValue| storage_error(&e, "listing messages");
-        let tx = transaction(&self.db, &[name, BODIES], None).map_err(fail)?;
-        let records = store(&tx, name)
-            .and_then(|s| s.index("seq"))
-            .and_then(|i| i.get_all())
-            .map_err(fail)?;
-        let records: Array = request(&records).await.map_err(fail)?.unchecked_into();
-        let bodies = store(&tx, BODIES).map_err(fail)?;
-        let mut gets = Vec::with_capacity(records.length() as usize);
-        for record in records.iter() {
-            let key = super::js::get(&record, "key");
-            gets.push((record, bodies.get(&key).map_err(fail)?));
-        }
-        let mut out = Vec::with_capacity(gets.len());
-        for (record, get) in gets {
-            let body = request(&get).await.map_err(fail)?;
-            out.push((read(&record)?, body));
-        }
-        Ok(out)
+        let records = done(list_dead(&self.db), "listing messages").await?;
+        with_bodies(records, dead_from_js)
     }
 
     /// Moves dead letters (the given keys, or all) back to pending with attempts reset
@@ -304,100 +271,65 @@ impl Store {
         &self,
         keys: Option<&[String]>,
         now: Millis,
-        mut seq: impl FnMut() -> u64,
+        mut seq: impl FnMut() -> u64 + 'static,
     ) -> Result<Vec<StoredMessage>, OutboxError> {
-        let fail = |e: JsValue| storage_error(&e, "moving dead letters back");
-        let tx = self.write(&[PENDING, DEAD]).map_err(fail)?;
-        let dead = store(&tx, DEAD).map_err(fail)?;
-        let pending = store(&tx, PENDING).map_err(fail)?;
-        let records: Vec<JsValue> = match keys {
-            None => {
-                let all = dead.index("seq").and_then(|i| i.get_all()).map_err(fail)?;
-                request(&all)
-                    .await
-                    .map_err(fail)?
-                    .unchecked_into::<Array>()
-                    .iter()
-                    .collect()
-            }
-            Some(keys) => {
-                let gets: Vec<_> = keys
-                    .iter()
-                    .map(|k| dead.get(&k.as_str().into()))
-                    .collect::<Result<_, _>>()
-                    .map_err(fail)?;
-                let mut found = Vec::new();
-                for get in gets {
-                    let record = request(&get).await.map_err(fail)?;
-                    if !record.is_undefined() {
-                        found.push(record);
-                    }
-                }
-                found
-            }
-        };
-        let mut moved = Vec::with_capacity(records.len());
-        for record in records {
-            let record = dead_from_js(&record)?;
-            let message = StoredMessage {
-                seq: seq(),
-                active_since: now,
-                attempts: 0,
-                next_attempt_at: None,
-                last_error: None,
-                ..record.message
-            };
-            pending.put(&message_to_js(&message)).map_err(fail)?;
-            dead.delete(&message.key.as_str().into()).map_err(fail)?;
-            moved.push(message);
-        }
-        committed(&tx).await.map_err(fail)?;
-        Ok(moved)
+        let keys = keys.map_or(JsValue::NULL, |keys| {
+            keys.iter().map(|k| JsValue::from(k.as_str())).collect::<Array>().into()
+        });
+        let next_seq = Closure::<dyn FnMut() -> f64>::new(move || seq() as f64);
+        let moved = done(
+            redrive_all(
+                &self.db,
+                self.strict,
+                &keys,
+                now as f64,
+                next_seq.as_ref().unchecked_ref(),
+            ),
+            "moving dead letters back",
+        )
+        .await?;
+        moved
+            .unchecked_into::<Array>()
+            .iter()
+            .map(|m| message_from_js(&m))
+            .collect()
     }
 
-    /// Deletes dead letters and their bodies.
+    /// Deletes dead letters.
     pub async fn discard(&self, keys: &[String]) -> Result<(), OutboxError> {
-        let fail = |e: JsValue| storage_error(&e, "discarding dead letters");
-        let tx = self.write(&[DEAD, BODIES]).map_err(fail)?;
-        let dead = store(&tx, DEAD).map_err(fail)?;
-        let bodies = store(&tx, BODIES).map_err(fail)?;
-        for key in keys {
-            let key: JsValue = key.as_str().into();
-            dead.delete(&key).map_err(fail)?;
-            bodies.delete(&key).map_err(fail)?;
-        }
-        committed(&tx).await.map_err(fail)
+        let keys: Array = keys.iter().map(|k| JsValue::from(k.as_str())).collect();
+        done(
+            discard_all(&self.db, self.strict, &keys),
+            "discarding dead letters",
+        )
+        .await
+        .map(drop)
     }
 
     /// Persists the flags, so an app that starts offline uses the last ones it saw.
     pub async fn save_flags(&self, flags: &Flags) -> Result<(), OutboxError> {
-        let fail = |e: JsValue| storage_error(&e, "saving the flags");
-        let tx = self.write(&[META]).map_err(fail)?;
-        store(&tx, META)
-            .and_then(|s| s.put_with_key(&to_js(flags), &FLAGS_KEY.into()))
-            .map_err(fail)?;
-        committed(&tx).await.map_err(fail)
+        done(
+            save_flags(&self.db, self.strict, &to_js(flags)),
+            "saving the flags",
+        )
+        .await
+        .map(drop)
     }
 
     /// Closes the database connection.
     pub fn close(&self) {
         self.db.close();
     }
-
-    fn write(&self, stores: &[&str]) -> Result<IdbTransaction, JsValue> {
-        transaction(&self.db, stores, Some(self.durability))
-    }
 }
 
-fn create_schema(db: &IdbDatabase) {
-    let keyed = IdbObjectStoreParameters::new();
-    keyed.set_key_path(&"key".into());
-    for name in [PENDING, DEAD] {
-        if let Ok(s) = db.create_object_store_with_optional_parameters(name, &keyed) {
-            let _ = s.create_index_with_str("seq", "seq");
-        }
-    }
-    for name in [BODIES, META] {
-        let _ = db.create_object_store(name);
-    }
+/// Reads listed records, each with its `body`.
+fn with_bodies<T>(
+    records: JsValue,
+    read: fn(&JsValue) -> Result<T, OutboxError>,
+) -> Result<Vec<(T, JsValue)>, OutboxError> {
+    records
+        .unchecked_into::<Array>()
+        .iter()
+        .map(|r| Ok((read(&r)?, get(&r, "body"))))
+        .collect()
 }

@@ -1,0 +1,86 @@
+// A database written by the first storage layout (version 1: metadata in "pending",
+// payloads in "bodies") is upgraded in place when an outbox opens it: every pending
+// message keeps its key, order, attempt count, last error and payload, every dead
+// letter keeps its payload, the flags survive, and the messages are then delivered.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { launchBrowser, setup, openOutbox, waitFor, waitForDrained, pending, deadLetters, safeJson } from "../support/e2e.mjs";
+
+let browser;
+before(async () => {
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+});
+
+/** Writes a version-1 database `durable-outbox/<name>` by hand, as the old layout did. */
+function writeVersion1(name) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(`durable-outbox/${name}`, 1);
+    open.onupgradeneeded = () => {
+      const db = open.result;
+      for (const s of ["pending", "dead"]) db.createObjectStore(s, { keyPath: "key" }).createIndex("seq", "seq");
+      db.createObjectStore("bodies");
+      db.createObjectStore("meta");
+    };
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(["pending", "dead", "bodies", "meta"], "readwrite");
+      const t0 = Date.now() - 60_000; // recent enough not to have expired
+      const base = { createdAt: t0, activeSince: t0, nextAttemptAt: null, lastError: null };
+      const meta = (key, seq, more = {}) => ({ ...base, key, seq, group: "note-1", attempts: 0, bytes: 12, ...more });
+      tx.objectStore("pending").put(meta("old-b", 20));
+      tx.objectStore("pending").put(meta("old-a", 10, { attempts: 2, lastError: { status: 503, message: "HTTP 503" }, nextAttemptAt: t0 + 1000 }));
+      tx.objectStore("pending").put(meta("no-body", 30)); // its payload is missing: it can never be sent
+      tx.objectStore("dead").put({ ...meta("old-dead", 5, { attempts: 1, lastError: { status: 422, message: "HTTP 422" } }), reason: "rejected", deadAt: t0 + 2000 });
+      tx.objectStore("bodies").put('{"n":"a"}', "old-a");
+      tx.objectStore("bodies").put('{"n":"b"}', "old-b");
+      tx.objectStore("bodies").put('{"n":"dead"}', "old-dead");
+      tx.objectStore("meta").put({ retryEnabled: true, retryIntervalMs: 4321 }, "flags");
+      tx.oncomplete = () => {
+        db.close();
+        resolve();
+      };
+      tx.onabort = () => reject(tx.error);
+    };
+  });
+}
+
+test("a version-1 database is upgraded in place and nothing in it is lost", { timeout: 30_000 }, async (t) => {
+  const { server, page } = await setup(t, browser);
+  await page.evaluate(writeVersion1, "upgrade");
+  await openOutbox(page, { name: "upgrade", autoStart: false, jitter: "none" });
+
+  const listed = await pending(page);
+  assert.deepEqual(listed.map((m) => m.key), ["old-a", "old-b"], `pending after the upgrade, oldest first: ${safeJson(listed)}`);
+  assert.deepEqual(listed.map((m) => m.payload), [{ n: "a" }, { n: "b" }], "payloads moved with their messages");
+  assert.equal(listed[0].attempts, 2, "the attempt count survives");
+  assert.equal(listed[0].lastError?.status, 503, `the last error survives: ${safeJson(listed[0])}`);
+  assert.equal(listed[1].attempts, 0);
+  assert.equal(listed[0].group, "note-1");
+
+  const dead = await deadLetters(page);
+  assert.equal(dead.length, 1);
+  assert.equal(dead[0].key, "old-dead");
+  assert.deepEqual(dead[0].payload, { n: "dead" }, "a dead letter keeps its payload");
+  assert.equal(dead[0].reason, "rejected");
+
+  const s = await page.evaluate(() => window.ob.stats());
+  assert.equal(s.pending, 2, `stats after the upgrade: ${safeJson(s)}`);
+  assert.equal(s.dead, 1);
+  const flags = await page.evaluate(() => window.ob.flags());
+  assert.equal(flags.retryIntervalMs, 4321, `persisted flags survive: ${safeJson(flags)}`);
+
+  // The upgraded messages are delivered, in order, under their old keys.
+  await page.evaluate(() => window.ob.resume());
+  await waitFor(() => server.appliedOnce("old-a") && server.appliedOnce("old-b"), { message: "both old messages applied once" });
+  assert.deepEqual(server.applied.map((a) => a.key), ["old-a", "old-b"], "a group's order is kept");
+  await waitForDrained(page);
+
+  // And the dead letter can be redriven with its payload.
+  await page.evaluate(() => window.ob.retryDead());
+  await waitFor(() => server.appliedOnce("old-dead"), { message: "the redriven dead letter applied once" });
+  assert.deepEqual(server.applied.find((a) => a.key === "old-dead").body, { n: "dead" });
+});
