@@ -63,11 +63,12 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
         _ => return Err(invalid_options("give an endpoint or a transport")),
     };
     let durability = match get(options, "durability").as_string().as_deref() {
-        None | Some("strict") => Durability::Strict,
+        None | Some("default") => Durability::Default,
+        Some("strict") => Durability::Strict,
         Some("relaxed") => Durability::Relaxed,
         Some(other) => {
             return Err(invalid_options(format!(
-                "durability must be \"strict\" or \"relaxed\", not {other:?}"
+                "durability must be \"default\", \"strict\" or \"relaxed\", not {other:?}"
             )))
         }
     };

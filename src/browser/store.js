@@ -45,15 +45,16 @@ const attemptsRecord = (m) => ({
 });
 
 /**
- * Runs `work(tx)` in one transaction (read-only when `strict` is undefined). `work`
- * issues the requests and returns a function that gives the result once it commits.
+ * Runs `work(tx)` in one transaction: read-only when `durability` is undefined, else
+ * read-write with that durability ("default", "strict" or "relaxed"). `work` issues the
+ * requests and returns a function that gives the result once it commits.
  */
-function transact(db, stores, strict, work) {
+function transact(db, stores, durability, work) {
   return new Promise((resolve, reject) => {
     const tx =
-      strict === undefined
+      durability === undefined
         ? db.transaction(stores, "readonly")
-        : db.transaction(stores, "readwrite", { durability: strict ? "strict" : "relaxed" });
+        : db.transaction(stores, "readwrite", { durability });
     const result = work(tx);
     tx.oncomplete = () => resolve(result());
     tx.onabort = () => reject(tx.error || new Error("the transaction was aborted"));
@@ -148,8 +149,8 @@ function columns({ keys, attempts, dead, flags }) {
  * resolves with, per message, whether it went in. A key already stored (by another
  * tab) is refused by the unique index; that one is skipped and the rest commit.
  */
-export function insertAll(db, strict, metas, bodies) {
-  return transact(db, [MESSAGES], strict, (tx) => {
+export function insertAll(db, durability, metas, bodies) {
+  return transact(db, [MESSAGES], durability, (tx) => {
     const store = tx.objectStore(MESSAGES);
     const ok = new Array(metas.length).fill(true);
     metas.forEach((m, i) => {
@@ -168,8 +169,8 @@ export function insertAll(db, strict, metas, bodies) {
  * in one transaction. Resolves with each payload, or undefined for a message no longer
  * stored (another tab delivered or discarded it): nothing is written for that one.
  */
-export function beginAttempts(db, strict, metas) {
-  return transact(db, [MESSAGES, ATTEMPTS], strict, (tx) => {
+export function beginAttempts(db, durability, metas) {
+  return transact(db, [MESSAGES, ATTEMPTS], durability, (tx) => {
     const bodies = new Array(metas.length);
     const byKey = tx.objectStore(MESSAGES).index("key");
     metas.forEach((m, i) =>
@@ -188,8 +189,8 @@ export function beginAttempts(db, strict, metas) {
  * "dead", meta, reason?, deadAt?}, `meta` being the message as it should now be
  * stored. A message another tab has already settled is left alone.
  */
-export function record(db, strict, ops) {
-  return transact(db, [MESSAGES, ATTEMPTS, DEAD], strict, (tx) => {
+export function record(db, durability, ops) {
+  return transact(db, [MESSAGES, ATTEMPTS, DEAD], durability, (tx) => {
     const messages = tx.objectStore(MESSAGES);
     const attempts = tx.objectStore(ATTEMPTS);
     for (const { outcome, meta, reason, deadAt } of ops) {
@@ -249,8 +250,8 @@ export function listDead(db) {
  * one transaction: same key and payload, attempts reset, `activeSince` = `now`, and a
  * new position from `nextSeq()`. Resolves with the moved messages' metadata.
  */
-export function redrive(db, strict, keys, now, nextSeq) {
-  return transact(db, [MESSAGES, DEAD], strict, (tx) => {
+export function redrive(db, durability, keys, now, nextSeq) {
+  return transact(db, [MESSAGES, DEAD], durability, (tx) => {
     const dead = tx.objectStore(DEAD);
     const moved = [];
     const move = (d) => {
@@ -269,16 +270,16 @@ export function redrive(db, strict, keys, now, nextSeq) {
 }
 
 /** Deletes dead letters. */
-export function discard(db, strict, keys) {
-  return transact(db, [DEAD], strict, (tx) => {
+export function discard(db, durability, keys) {
+  return transact(db, [DEAD], durability, (tx) => {
     for (const k of keys) tx.objectStore(DEAD).delete(k);
     return () => undefined;
   });
 }
 
 /** Persists the flags document. */
-export function saveFlags(db, strict, flags) {
-  return transact(db, [META], strict, (tx) => {
+export function saveFlags(db, durability, flags) {
+  return transact(db, [META], durability, (tx) => {
     tx.objectStore(META).put(flags, "flags");
     return () => undefined;
   });

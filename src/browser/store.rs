@@ -29,32 +29,45 @@ extern "C" {
     #[wasm_bindgen(js_name = load)]
     fn load_all(db: &Database) -> Promise;
     #[wasm_bindgen(js_name = insertAll)]
-    fn insert_all(db: &Database, strict: bool, metas: &Array, bodies: &Array) -> Promise;
+    fn insert_all(db: &Database, durability: &str, metas: &Array, bodies: &Array) -> Promise;
     #[wasm_bindgen(js_name = beginAttempts)]
-    fn begin_attempts(db: &Database, strict: bool, metas: &Array) -> Promise;
+    fn begin_attempts(db: &Database, durability: &str, metas: &Array) -> Promise;
     #[wasm_bindgen(js_name = record)]
-    fn record_all(db: &Database, strict: bool, ops: &Array) -> Promise;
+    fn record_all(db: &Database, durability: &str, ops: &Array) -> Promise;
     #[wasm_bindgen(js_name = listPending)]
     fn list_pending(db: &Database) -> Promise;
     #[wasm_bindgen(js_name = listDead)]
     fn list_dead(db: &Database) -> Promise;
     #[wasm_bindgen(js_name = redrive)]
-    fn redrive_all(db: &Database, strict: bool, keys: &JsValue, now: f64, next_seq: &Function)
+    fn redrive_all(db: &Database, durability: &str, keys: &JsValue, now: f64, next_seq: &Function)
         -> Promise;
     #[wasm_bindgen(js_name = discard)]
-    fn discard_all(db: &Database, strict: bool, keys: &Array) -> Promise;
+    fn discard_all(db: &Database, durability: &str, keys: &Array) -> Promise;
     #[wasm_bindgen(js_name = saveFlags)]
-    fn save_flags(db: &Database, strict: bool, flags: &JsValue) -> Promise;
+    fn save_flags(db: &Database, durability: &str, flags: &JsValue) -> Promise;
 }
 
 /// Whether a write transaction waits for the disk (`"strict"`) or only for the
-/// operating system (`"relaxed"`).
+/// operating system (`"relaxed"`), or leaves it to the browser (`"default"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
+    /// The browser's own default, as for a plain IndexedDB write (Chromium: like relaxed).
+    Default,
     /// Survives power loss; slower.
     Strict,
     /// Survives a tab or browser crash, not an operating-system crash.
     Relaxed,
+}
+
+impl Durability {
+    /// The `durability` option of `IDBDatabase.transaction`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Default => "default",
+            Durability::Strict => "strict",
+            Durability::Relaxed => "relaxed",
+        }
+    }
 }
 
 /// What an outbox finds in storage when it opens.
@@ -70,7 +83,7 @@ pub struct Loaded {
 /// One outbox's database.
 pub struct Store {
     db: Database,
-    strict: bool,
+    durability: Durability,
 }
 
 fn to_js<T: Serialize>(value: &T) -> JsValue {
@@ -160,7 +173,7 @@ impl Store {
         .await?;
         Ok(Store {
             db: db.unchecked_into(),
-            strict: durability == Durability::Strict,
+            durability,
         })
     }
 
@@ -188,7 +201,7 @@ impl Store {
         let metas: Array = batch.iter().map(|(meta, _)| message_to_js(meta)).collect();
         let bodies: Array = batch.iter().map(|(_, body)| body.clone()).collect();
         let stored = done(
-            insert_all(&self.db, self.strict, &metas, &bodies),
+            insert_all(&self.db, self.durability.as_str(), &metas, &bodies),
             "storing new messages",
         )
         .await?;
@@ -208,7 +221,7 @@ impl Store {
     ) -> Result<Vec<Option<JsValue>>, OutboxError> {
         let metas: Array = metas.iter().map(message_to_js).collect();
         let bodies = done(
-            begin_attempts(&self.db, self.strict, &metas),
+            begin_attempts(&self.db, self.durability.as_str(), &metas),
             "recording an attempt",
         )
         .await?;
@@ -246,7 +259,7 @@ impl Store {
             })
             .collect();
         done(
-            record_all(&self.db, self.strict, &ops),
+            record_all(&self.db, self.durability.as_str(), &ops),
             "recording an outcome",
         )
         .await
@@ -280,7 +293,7 @@ impl Store {
         let moved = done(
             redrive_all(
                 &self.db,
-                self.strict,
+                self.durability.as_str(),
                 &keys,
                 now as f64,
                 next_seq.as_ref().unchecked_ref(),
@@ -299,7 +312,7 @@ impl Store {
     pub async fn discard(&self, keys: &[String]) -> Result<(), OutboxError> {
         let keys: Array = keys.iter().map(|k| JsValue::from(k.as_str())).collect();
         done(
-            discard_all(&self.db, self.strict, &keys),
+            discard_all(&self.db, self.durability.as_str(), &keys),
             "discarding dead letters",
         )
         .await
@@ -309,7 +322,7 @@ impl Store {
     /// Persists the flags, so an app that starts offline uses the last ones it saw.
     pub async fn save_flags(&self, flags: &Flags) -> Result<(), OutboxError> {
         done(
-            save_flags(&self.db, self.strict, &to_js(flags)),
+            save_flags(&self.db, self.durability.as_str(), &to_js(flags)),
             "saving the flags",
         )
         .await

@@ -138,6 +138,10 @@ impl Driver {
         if frozen {
             self.lock.borrow_mut().take(); // releases the lock, or the place in line
             self.stop_sending();
+            // A frozen page runs no timers: what the other tabs have not heard goes now.
+            if let Some(channel) = self.channel.borrow().as_ref() {
+                channel.post_waiting();
+            }
         } else {
             self.rejoin();
         }

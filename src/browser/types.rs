@@ -60,8 +60,13 @@ export interface OutboxOptions {
   requestTimeoutMs?: number;
   /** Largest payload, as UTF-8 JSON bytes. Default 1048576. */
   maxPayloadBytes?: number;
-  /** "strict" (default) waits for the disk on every commit; "relaxed" survives a browser crash but not an OS crash. */
-  durability?: "strict" | "relaxed";
+  /**
+   * IndexedDB commit durability. "default" (the default) leaves it to the browser, as a
+   * plain IndexedDB write does (Chromium then commits like "relaxed"); "strict"
+   * waits for the disk on every commit and survives power loss, at about half the write
+   * speed; "relaxed" survives a tab or browser crash but not an OS crash or power loss.
+   */
+  durability?: "default" | "strict" | "relaxed";
   /**
    * Batch mode: up to `batchMaxItems` due messages of different groups (a group's order
    * is kept) go in one `POST {"items": [{key, payload}]}` to this URL, which answers
