@@ -1,7 +1,7 @@
 //! Small JS helpers. The JSON encoding is JavaScript because `JSON.stringify` with a
 //! replacer is both the fastest and the exact definition of "what JSON can represent".
 
-use js_sys::{Reflect, Uint8Array};
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
 use crate::core::Millis;
@@ -57,18 +57,35 @@ pub fn global(name: &str) -> JsValue {
     Reflect::get(&js_sys::global(), &name.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_namespace = crypto, js_name = getRandomValues)]
+    fn get_random_values(buffer: &mut [u8]) -> Result<(), JsValue>;
+}
+
+thread_local! {
+    /// Random bytes drawn in bulk: one `getRandomValues` call per 64 keys, not per key.
+    static RANDOM_POOL: std::cell::RefCell<(Vec<u8>, usize)> = const {
+        std::cell::RefCell::new((Vec::new(), 0))
+    };
+}
+
 /// Ten bytes from `crypto.getRandomValues`, for a UUIDv7's random part.
 pub fn random_bytes() -> [u8; 10] {
-    let mut out = [0u8; 10];
-    let array = Uint8Array::new_with_length(10);
-    let crypto = global("crypto");
-    if let Ok(f) = Reflect::get(&crypto, &"getRandomValues".into()) {
-        if let Ok(f) = f.dyn_into::<js_sys::Function>() {
-            let _ = f.call1(&crypto, &array);
+    RANDOM_POOL.with(|pool| {
+        let (bytes, used) = &mut *pool.borrow_mut();
+        if *used + 10 > bytes.len() {
+            bytes.resize(640, 0);
+            // Every engine with WebAssembly has `crypto`; were it missing, a colliding key
+            // would be refused as a duplicate, never overwrite a message.
+            let _ = get_random_values(bytes);
+            *used = 0;
         }
-    }
-    array.copy_to(&mut out);
-    out
+        let mut out = [0u8; 10];
+        out.copy_from_slice(&bytes[*used..*used + 10]);
+        *used += 10;
+        out
+    })
 }
 
 /// A uniform sample in `[0, 1)` for jitter (not security-sensitive).
