@@ -346,7 +346,7 @@ impl Driver {
                 Some(Action::Settle(settlement)) => {
                     let driver = self.clone();
                     spawn_local(async move {
-                        driver.settle(vec![settlement]).await;
+                        driver.settle(None, vec![settlement]).await;
                         driver.drive();
                     })
                 }
@@ -400,7 +400,8 @@ impl Driver {
                 .collect()
         };
         // The attempt counts are persisted before the request goes out.
-        let bodies = match self.store.begin_attempts(&metas).await {
+        let request = format!("{}:{}", self.tab, transmits[0].request);
+        let bodies = match self.store.begin_attempts(&request, &metas).await {
             Ok(bodies) => bodies.into_iter().map(Ok).collect(),
             Err(err) => {
                 self.storage_failed(None, &err);
@@ -439,13 +440,14 @@ impl Driver {
                 .filter_map(|(key, o)| engine.on_outcome(&key, o, now, js::random_unit()))
                 .collect()
         };
-        self.settle(settlements).await;
+        self.settle(Some(request), settlements).await;
         self.drive();
     }
 
-    /// Persists settlements in one transaction, then commits them and tells the other tabs.
-    async fn settle(self: &Rc<Self>, settlements: Vec<Settlement>) {
-        if settlements.is_empty() {
+    /// Persists settlements in one transaction, ending the request they came from (if
+    /// any), then commits them and tells the other tabs.
+    async fn settle(self: &Rc<Self>, request: Option<String>, settlements: Vec<Settlement>) {
+        if settlements.is_empty() && request.is_none() {
             return;
         }
         let records: Vec<(Settlement, StoredMessage)> = {
@@ -468,7 +470,7 @@ impl Driver {
                 })
                 .collect()
         };
-        if let Err(err) = self.store.record(&records).await {
+        if let Err(err) = self.store.record(request, &records).await {
             self.storage_failed(None, &err);
         }
         if self.closed.get() {

@@ -10,8 +10,13 @@
 //   opening an outbox reads keys only (getAllKeys), never a payload. A unique index on
 //   "key" refuses a second message with the same key (from another tab, say).
 // - "attempts": what changes while a message is retried ({key, attempts,
-//   nextAttemptAt, lastError}), written before each send; absent for a message never
-//   sent.
+//   nextAttemptAt, lastError}), written when an attempt fails; absent for a message
+//   that never failed.
+// - "inflight": one record per request under way, written before it is sent: {id, keys,
+//   attempts}, the attempt number each message is on. It is deleted with the request's
+//   outcomes, so one that outlives its request (the tab crashed) still counts those
+//   attempts; the next load folds it into "attempts". One write per request, not one
+//   per message, is what makes batches cheap.
 // - "dead": dead letters, payload included, keyed by "key", indexed by "seq".
 // - "meta": the persisted flags, under the key "flags".
 // A message leaves "messages" only in the transaction that records where it went, so a
@@ -19,6 +24,7 @@
 
 const MESSAGES = "messages";
 const ATTEMPTS = "attempts";
+const INFLIGHT = "inflight";
 const DEAD = "dead";
 const META = "meta";
 const VERSION = 2;
@@ -55,7 +61,13 @@ function transact(db, stores, durability, work) {
       durability === undefined
         ? db.transaction(stores, "readonly")
         : db.transaction(stores, "readwrite", { durability });
-    const result = work(tx);
+    let result;
+    try {
+      result = work(tx);
+    } catch (e) {
+      tx.abort(); // nothing of a half-issued step may commit
+      throw e;
+    }
     tx.oncomplete = () => resolve(result());
     tx.onabort = () => reject(tx.error || new Error("the transaction was aborted"));
   });
@@ -81,6 +93,7 @@ export function openDatabase(name) {
 function upgrade(db, tx, oldVersion) {
   db.createObjectStore(MESSAGES, { keyPath: PRIMARY }).createIndex("key", "key", { unique: true });
   db.createObjectStore(ATTEMPTS, { keyPath: "key" });
+  db.createObjectStore(INFLIGHT, { keyPath: "id" });
   if (oldVersion < 1) {
     db.createObjectStore(DEAD, { keyPath: "key" }).createIndex("seq", "seq");
     db.createObjectStore(META);
@@ -113,21 +126,62 @@ function upgrade(db, tx, oldVersion) {
  * What an opening outbox needs, read without touching a payload: per pending message
  * (oldest first) its key, group ("" for none) and numbers [seq, createdAt, activeSince,
  * bytes, attempts, nextAttemptAt (-1 for none)], plus the last errors of the messages
- * that have one, every dead letter's key, and the flags.
+ * that have one, every dead letter's key, and the flags. Requests found in "inflight"
+ * count as attempts made; they, and "attempts" records whose message is gone, are then
+ * tidied up in a second transaction.
  */
-export function load(db) {
-  return transact(db, [MESSAGES, ATTEMPTS, DEAD, META], undefined, (tx) => {
+export function load(db, durability) {
+  return transact(db, [MESSAGES, ATTEMPTS, INFLIGHT, DEAD, META], undefined, (tx) => {
     const read = {};
     then(tx.objectStore(MESSAGES).getAllKeys(), (v) => (read.keys = v));
     then(tx.objectStore(ATTEMPTS).getAll(), (v) => (read.attempts = v));
+    then(tx.objectStore(INFLIGHT).getAll(), (v) => (read.inflight = v));
     then(tx.objectStore(DEAD).getAllKeys(), (v) => (read.dead = v));
     then(tx.objectStore(META).get("flags"), (v) => (read.flags = v));
-    return () => columns(read);
+    return () => read;
+  }).then((read) => {
+    const tried = triedSoFar(read.attempts, read.inflight);
+    const pending = new Set(read.keys.map((pk) => pk[1]));
+    const orphans = read.attempts.filter((a) => !pending.has(a.key)).map((a) => a.key);
+    if (read.inflight.length > 0 || orphans.length > 0) {
+      tidy(db, durability, read.inflight, tried, orphans).catch(() => {}); // tried again at the next load
+    }
+    return columns(read, tried);
   });
 }
 
-function columns({ keys, attempts, dead, flags }) {
+/** Attempt state by key: the "attempts" records, raised by any request under way. */
+function triedSoFar(attempts, inflight) {
   const tried = new Map(attempts.map((a) => [a.key, a]));
+  for (const { keys, attempts: numbers } of inflight) {
+    keys.forEach((key, i) => {
+      const a = tried.get(key);
+      if (!a) tried.set(key, { key, attempts: numbers[i], nextAttemptAt: null, lastError: null });
+      else if (a.attempts < numbers[i]) tried.set(key, { ...a, attempts: numbers[i] });
+    });
+  }
+  return tried;
+}
+
+/**
+ * Moves what "inflight" records say into "attempts", and deletes "attempts" records of
+ * messages no longer pending. Safe even for a request another tab still has under way:
+ * its outcome overwrites the same "attempts" record, or leaves it to the next tidy.
+ */
+function tidy(db, durability, inflight, tried, orphans) {
+  return transact(db, [MESSAGES, ATTEMPTS, INFLIGHT], durability, (tx) => {
+    const byKey = tx.objectStore(MESSAGES).index("key");
+    const attempts = tx.objectStore(ATTEMPTS);
+    for (const { id, keys } of inflight) {
+      tx.objectStore(INFLIGHT).delete(id);
+      for (const key of keys) then(byKey.count(key), (n) => n && attempts.put(tried.get(key)));
+    }
+    for (const key of orphans) then(byKey.count(key), (n) => n || attempts.delete(key));
+    return () => undefined;
+  });
+}
+
+function columns({ keys, dead, flags }, tried) {
   const n = keys.length;
   const numbers = new Float64Array(n * 6);
   const ids = new Array(n);
@@ -136,7 +190,13 @@ function columns({ keys, attempts, dead, flags }) {
   for (let i = 0; i < n; i++) {
     const [seq, key, createdAt, activeSince, bytes, group] = keys[i];
     const a = tried.get(key);
-    numbers.set([seq, createdAt, activeSince, bytes, a ? a.attempts : 0, a?.nextAttemptAt ?? -1], i * 6);
+    const at = i * 6;
+    numbers[at] = seq;
+    numbers[at + 1] = createdAt;
+    numbers[at + 2] = activeSince;
+    numbers[at + 3] = bytes;
+    numbers[at + 4] = a ? a.attempts : 0;
+    numbers[at + 5] = a?.nextAttemptAt ?? -1;
     ids[i] = key;
     groups[i] = group;
     if (a?.lastError) errors.push(i, a.lastError.status ?? -1, String(a.lastError.message ?? ""));
@@ -164,40 +224,84 @@ export function insertAll(db, durability, metas, bodies) {
   });
 }
 
+const byPrimaryKey = (a, b) => indexedDB.cmp(a, b);
+
 /**
- * Persists the attempt counts of messages about to be sent and reads their payloads,
- * in one transaction. Resolves with each payload, or undefined for a message no longer
- * stored (another tab delivered or discarded it): nothing is written for that one.
+ * Reads the message records with these primary keys into `found` (by key), then calls
+ * `next`. A batch's messages usually sit side by side, so one ranged read (capped at
+ * twice the count) fetches them all; any it did not reach are read one by one.
  */
-export function beginAttempts(db, durability, metas) {
-  return transact(db, [MESSAGES, ATTEMPTS], durability, (tx) => {
-    const bodies = new Array(metas.length);
-    const byKey = tx.objectStore(MESSAGES).index("key");
-    metas.forEach((m, i) =>
-      then(byKey.get(m.key), (record) => {
-        if (!record) return;
-        bodies[i] = record.body;
-        tx.objectStore(ATTEMPTS).put(attemptsRecord(m));
-      }),
-    );
-    return () => bodies;
+function readMany(store, pks, found, next) {
+  if (pks.length === 0) return next();
+  const sorted = [...pks].sort(byPrimaryKey);
+  const cap = 2 * pks.length;
+  then(store.getAll(IDBKeyRange.bound(sorted[0], sorted.at(-1)), cap), (records) => {
+    for (const r of records) found.set(r.key, r);
+    // Under the cap, the whole range was read: what is missing is gone.
+    const missing = records.length < cap ? [] : pks.filter((pk) => !found.has(pk[1]));
+    if (missing.length === 0) return next();
+    let left = missing.length;
+    for (const pk of missing) {
+      then(store.get(pk), (r) => {
+        if (r) found.set(r.key, r);
+        if (--left === 0) next();
+      });
+    }
   });
 }
 
 /**
- * Records outcomes in one transaction. Each op is {outcome: "delivered" | "retry" |
- * "dead", meta, reason?, deadAt?}, `meta` being the message as it should now be
- * stored. A message another tab has already settled is left alone.
+ * Deletes the message records with these primary keys. When they are exactly what a
+ * key range holds (checked in this transaction, so nothing can slip in between), one
+ * ranged delete does it; otherwise one delete each.
  */
-export function record(db, durability, ops) {
-  return transact(db, [MESSAGES, ATTEMPTS, DEAD], durability, (tx) => {
+function deleteMany(store, pks) {
+  if (pks.length < 3) return pks.forEach((pk) => store.delete(pk));
+  const sorted = [...pks].sort(byPrimaryKey);
+  const range = IDBKeyRange.bound(sorted[0], sorted.at(-1));
+  then(store.getAllKeys(range, sorted.length + 1), (keys) => {
+    const exact = keys.length === sorted.length && keys.every((k, i) => k[1] === sorted[i][1]);
+    if (exact) store.delete(range);
+    else for (const pk of pks) store.delete(pk);
+  });
+}
+
+/**
+ * Persists that the request `id` is about to carry these messages (`attempts` being the
+ * attempt number each is on) and reads their payloads, in one transaction. Resolves
+ * with each payload, or undefined for a message no longer stored (another tab
+ * delivered or discarded it).
+ */
+export function beginAttempts(db, durability, id, metas) {
+  return transact(db, [MESSAGES, INFLIGHT], durability, (tx) => {
+    const found = new Map();
+    readMany(tx.objectStore(MESSAGES), metas.map(primaryKey), found, () => {});
+    tx.objectStore(INFLIGHT).put({ id, keys: metas.map((m) => m.key), attempts: metas.map((m) => m.attempts) });
+    return () => metas.map((m) => found.get(m.key)?.body);
+  });
+}
+
+/** Whether an "attempts" record may exist for this message: a failure wrote one. */
+const hasRetryState = (m) => m.lastError != null || m.nextAttemptAt != null || m.attempts > 1;
+
+/**
+ * Records outcomes in one transaction, and ends the request `id` (null or undefined for
+ * outcomes that needed none). Each op is {outcome: "delivered" | "retry" | "dead",
+ * meta, reason?, deadAt?}, `meta` being the message as it should now be stored. A
+ * message another tab has already settled is left alone.
+ */
+export function record(db, durability, id, ops) {
+  return transact(db, [MESSAGES, ATTEMPTS, INFLIGHT, DEAD], durability, (tx) => {
     const messages = tx.objectStore(MESSAGES);
     const attempts = tx.objectStore(ATTEMPTS);
+    if (id != null) tx.objectStore(INFLIGHT).delete(id);
+    const delivered = [];
     for (const { outcome, meta, reason, deadAt } of ops) {
       const pk = primaryKey(meta);
       if (outcome === "delivered") {
-        messages.delete(pk);
-        attempts.delete(meta.key);
+        delivered.push(pk);
+        // A record that exists without a failure (folded from "inflight") is tidied at load.
+        if (hasRetryState(meta)) attempts.delete(meta.key);
       } else if (outcome === "retry") {
         then(messages.count(pk), (n) => n && attempts.put(attemptsRecord(meta)));
       } else {
@@ -209,30 +313,31 @@ export function record(db, durability, ops) {
         });
       }
     }
+    deleteMany(messages, delivered);
     return () => undefined;
   });
 }
 
 /** Every pending message, oldest first: metadata, attempts and `body`. */
 export function listPending(db) {
-  return transact(db, [MESSAGES, ATTEMPTS], undefined, (tx) => {
-    let out = [];
-    then(tx.objectStore(ATTEMPTS).getAll(), (tried) => {
-      const byKey = new Map(tried.map((a) => [a.key, a]));
-      then(tx.objectStore(MESSAGES).getAll(), (records) => {
-        out = records.map((r) => {
-          const a = byKey.get(r.key);
-          return {
-            ...r,
-            group: r.group === "" ? null : r.group,
-            attempts: a ? a.attempts : 0,
-            nextAttemptAt: a?.nextAttemptAt ?? null,
-            lastError: a?.lastError ?? null,
-          };
-        });
+  return transact(db, [MESSAGES, ATTEMPTS, INFLIGHT], undefined, (tx) => {
+    const read = {};
+    then(tx.objectStore(MESSAGES).getAll(), (v) => (read.records = v));
+    then(tx.objectStore(ATTEMPTS).getAll(), (v) => (read.attempts = v));
+    then(tx.objectStore(INFLIGHT).getAll(), (v) => (read.inflight = v));
+    return () => {
+      const tried = triedSoFar(read.attempts, read.inflight);
+      return read.records.map((r) => {
+        const a = tried.get(r.key);
+        return {
+          ...r,
+          group: r.group === "" ? null : r.group,
+          attempts: a ? a.attempts : 0,
+          nextAttemptAt: a?.nextAttemptAt ?? null,
+          lastError: a?.lastError ?? null,
+        };
       });
-    });
-    return () => out;
+    };
   });
 }
 

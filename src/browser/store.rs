@@ -27,13 +27,13 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn close(this: &Database);
     #[wasm_bindgen(js_name = load)]
-    fn load_all(db: &Database) -> Promise;
+    fn load_all(db: &Database, durability: &str) -> Promise;
     #[wasm_bindgen(js_name = insertAll)]
     fn insert_all(db: &Database, durability: &str, metas: &Array, bodies: &Array) -> Promise;
     #[wasm_bindgen(js_name = beginAttempts)]
-    fn begin_attempts(db: &Database, durability: &str, metas: &Array) -> Promise;
+    fn begin_attempts(db: &Database, durability: &str, id: &str, metas: &Array) -> Promise;
     #[wasm_bindgen(js_name = record)]
-    fn record_all(db: &Database, durability: &str, ops: &Array) -> Promise;
+    fn record_all(db: &Database, durability: &str, id: Option<String>, ops: &Array) -> Promise;
     #[wasm_bindgen(js_name = listPending)]
     fn list_pending(db: &Database) -> Promise;
     #[wasm_bindgen(js_name = listDead)]
@@ -179,7 +179,11 @@ impl Store {
 
     /// Reads what an opening outbox needs, in one transaction, without a payload.
     pub async fn load(&self) -> Result<Loaded, OutboxError> {
-        let columns = done(load_all(&self.db), "loading the outbox").await?;
+        let columns = done(
+            load_all(&self.db, self.durability.as_str()),
+            "loading the outbox",
+        )
+        .await?;
         let flags = get(&columns, "flags");
         Ok(Loaded {
             pending: messages_from_columns(&columns),
@@ -212,16 +216,17 @@ impl Store {
             .collect())
     }
 
-    /// Persists the attempt counts before a request goes out, and reads the bodies to
-    /// send, in one transaction. `None` for a message no longer stored (another tab
-    /// delivered or discarded it): nothing is written for that one.
+    /// Persists the attempt counts before the request `request` goes out (one record
+    /// for the whole request), and reads the bodies to send, in one transaction. `None`
+    /// for a message no longer stored (another tab delivered or discarded it).
     pub async fn begin_attempts(
         &self,
+        request: &str,
         metas: &[StoredMessage],
     ) -> Result<Vec<Option<JsValue>>, OutboxError> {
         let metas: Array = metas.iter().map(message_to_js).collect();
         let bodies = done(
-            begin_attempts(&self.db, self.durability.as_str(), &metas),
+            begin_attempts(&self.db, self.durability.as_str(), request, &metas),
             "recording an attempt",
         )
         .await?;
@@ -232,10 +237,12 @@ impl Store {
             .collect())
     }
 
-    /// Records outcomes, all in one transaction. Each comes with the message's metadata
-    /// as it should now be stored.
+    /// Records outcomes, all in one transaction, and ends the request they came from
+    /// (`None` for outcomes decided without one). Each comes with the message's
+    /// metadata as it should now be stored.
     pub async fn record(
         &self,
+        request: Option<String>,
         outcomes: &[(Settlement, StoredMessage)],
     ) -> Result<(), OutboxError> {
         let ops: Array = outcomes
@@ -259,7 +266,7 @@ impl Store {
             })
             .collect();
         done(
-            record_all(&self.db, self.durability.as_str(), &ops),
+            record_all(&self.db, self.durability.as_str(), request, &ops),
             "recording an outcome",
         )
         .await
