@@ -281,7 +281,7 @@ export async function outboxEnqueue({ n, bytes, mode, durability }) {
   const s = ob.stats();
   await ob.close();
   if (s.pending !== n) throw new Error(`outbox enqueue (${mode}): stats().pending ${s.pending}, expected ${n}`);
-  return { ms, n, mode, durability: durability ?? "strict (default)" };
+  return { ms, n, mode, durability: durability ?? "default" };
 }
 
 /**
@@ -327,7 +327,7 @@ export async function outboxDelivery({ n, bytes, method, concurrency, durability
   await ob.close();
   if (s.pending !== 0 || s.dead !== 0) throw new Error(`outbox delivery (${method}): stats ${JSON.stringify(s)} after the timed section`);
   if (summary && summary.delivered !== n) throw new Error(`outbox flush: summary ${JSON.stringify(summary)}`);
-  return { ms, n, method, summary, stats: s, maxInFlight: net.stats.maxInFlight, fetchCalls: net.stats.calls, concurrency: concurrency ?? "default", durability: durability ?? "strict (default)", batch: batch ?? 1 };
+  return { ms, n, method, summary, stats: s, maxInFlight: net.stats.maxInFlight, fetchCalls: net.stats.calls, concurrency: concurrency ?? "default", durability: durability ?? "default", batch: batch ?? 1 };
 }
 
 /**

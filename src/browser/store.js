@@ -205,21 +205,28 @@ function columns({ keys, dead, flags }, tried) {
 }
 
 /**
- * Adds new messages (metadata objects and their JSON texts) in one transaction;
- * resolves with, per message, whether it went in. A key already stored (by another
- * tab) is refused by the unique index; that one is skipped and the rest commit.
+ * Adds new messages in one transaction, given as columns: `keys`, `groups` (null for
+ * none), `numbers` ([seq, createdAt, activeSince, bytes] per message) and
+ * `bodies` (JSON texts). Resolves with, per message, whether it went in: a key already
+ * stored (by another tab) is refused by the unique index, and the rest commit.
  */
-export function insertAll(db, durability, metas, bodies) {
+export function insertAll(db, durability, keys, groups, numbers, bodies) {
   return transact(db, [MESSAGES], durability, (tx) => {
     const store = tx.objectStore(MESSAGES);
-    const ok = new Array(metas.length).fill(true);
-    metas.forEach((m, i) => {
-      store.add(messageRecord(m, bodies[i])).onerror = (e) => {
-        e.preventDefault(); // keeps the transaction alive
-        e.stopPropagation();
-        ok[i] = false;
-      };
+    const ok = new Array(keys.length).fill(true);
+    const index = new Map();
+    keys.forEach((key, i) => {
+      const at = i * 4;
+      const m = { seq: numbers[at], key, createdAt: numbers[at + 1], activeSince: numbers[at + 2], bytes: numbers[at + 3], group: groups[i] };
+      index.set(store.add(messageRecord(m, bodies[i])), i);
     });
+    // One handler for every request's error, rather than one per request.
+    tx.onerror = (e) => {
+      if (!index.has(e.target)) return;
+      e.preventDefault(); // keeps the transaction alive
+      e.stopPropagation();
+      ok[index.get(e.target)] = false;
+    };
     return () => ok;
   });
 }
