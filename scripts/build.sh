@@ -2,6 +2,7 @@
 # Builds the npm package into pkg/:
 #   cargo (wasm32, release) -> wasm-bindgen --target web -> wasm-opt -Oz
 #   -> js/index.js + js/index.d.ts (the entry that loads the wasm itself)
+#   -> esbuild --minify of every JS file
 # Runs scripts/ensure-tools.sh first unless SKIP_ENSURE_TOOLS=1.
 set -euo pipefail
 
@@ -98,6 +99,20 @@ for f in js/*.js js/*.d.ts; do
   [ -f "$f" ] || continue
   cp -n "$f" "$OUT/" 2>/dev/null || true
 done
+
+# The JS glue, snippets and entry, minified with esbuild (a devDependency): comments
+# and long local names are most of their size. Exports and imports stay as they are.
+ESBUILD=node_modules/.bin/esbuild
+if [ -x "$ESBUILD" ]; then
+  while IFS= read -r f; do
+    # wasm-bindgen lists a snippet module once per import in its imports object.
+    "$ESBUILD" "$f" --minify --format=esm --log-level=warning --log-override:duplicate-object-key=silent \
+      --allow-overwrite --outfile="$f"
+  done < <(find "$OUT" -name '*.js')
+  log "minified the JS with esbuild $("$ESBUILD" --version)"
+else
+  warn "esbuild not found (run npm install): the JS is not minified"
+fi
 
 gz() { gzip -9 -c "$1" | wc -c; }
 total=0
