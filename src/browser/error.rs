@@ -3,7 +3,7 @@
 //! [`OutboxError`] with the code that says what kind of failure it was.
 
 use js_sys::Reflect;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 
 use crate::core::{ErrorCode, OutboxError};
 
@@ -36,14 +36,6 @@ pub fn storage_error(value: &JsValue, doing: &str) -> OutboxError {
         code,
         format!("IndexedDB failed while {doing}: {name} {message}"),
     )
-}
-
-/// The message of any thrown JS value, for error texts.
-pub fn describe(value: &JsValue) -> String {
-    if let Some(err) = value.dyn_ref::<js_sys::Error>() {
-        return String::from(err.message());
-    }
-    value.as_string().unwrap_or_else(|| format!("{value:?}"))
 }
 
 /// Shorthand for an `invalid-options` error.

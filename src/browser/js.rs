@@ -30,9 +30,6 @@ export function encodePayload(value, maxBytes) {
   return { text };
 }
 export function now() { return Date.now(); }
-export function rejectOnAbort(signal) {
-  return new Promise((_, reject) => signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
-}
 "#)]
 extern "C" {
     /// `{ text }` on success, `{ error, message }` otherwise.
@@ -41,10 +38,6 @@ extern "C" {
 
     #[wasm_bindgen(js_name = now)]
     fn date_now() -> f64;
-
-    /// A promise that rejects when the signal aborts (and never settles otherwise).
-    #[wasm_bindgen(js_name = rejectOnAbort)]
-    pub fn reject_on_abort(signal: &web_sys::AbortSignal) -> js_sys::Promise;
 }
 
 /// The wall clock, in milliseconds since the epoch: the only clock the core sees.
