@@ -1,22 +1,26 @@
 //! What tabs tell each other, over a `BroadcastChannel` named after the outbox: every
 //! committed change, so that each tab's listeners and `stats()` stay current without
 //! reading IndexedDB. A note is sent only after the change it describes is committed.
+//!
+//! A note is a plain object `{ kind, ...fields }` (kebab-case kinds, camelCase fields),
+//! written and read by hand; messages in it have their stored shape ([`super::records`]).
 
 use gloo_events::EventListener;
-use serde::{Deserialize, Serialize};
+use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::EventTarget;
 
-use super::js;
+use super::convert::{nullable_number, number, string, whole};
+use super::js::{self, get, set};
+use super::records::{
+    flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, message_from_js,
+    message_to_js, reason_from_js, reason_str,
+};
+use super::views::summary_to_js;
 use crate::core::{Flags, FlushSummary, Settlement, StoredMessage};
 
 /// One message between tabs.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
-)]
+#[derive(Debug)]
 pub enum Note {
     /// New messages were committed by the sending tab.
     Enqueued { messages: Vec<StoredMessage> },
@@ -38,6 +42,172 @@ pub enum Note {
     },
 }
 
+fn messages_to_js(messages: &[StoredMessage]) -> JsValue {
+    messages.iter().map(message_to_js).collect::<Array>().into()
+}
+
+fn messages_from_js(value: &JsValue) -> Option<Vec<StoredMessage>> {
+    let array: &Array = value.dyn_ref()?;
+    array.iter().map(|m| message_from_js(&m).ok()).collect()
+}
+
+impl Note {
+    fn to_js(&self) -> JsValue {
+        let o = Object::new();
+        let field = |name: &str, value: JsValue| set(&o, name, &value);
+        match self {
+            Note::Enqueued { messages } => {
+                field("kind", "enqueued".into());
+                field("messages", messages_to_js(messages));
+            }
+            Note::Settled { settlement } => {
+                field("kind", "settled".into());
+                field("settlement", settlement_to_js(settlement));
+            }
+            Note::Redriven { messages } => {
+                field("kind", "redriven".into());
+                field("messages", messages_to_js(messages));
+            }
+            Note::Discarded { keys } => {
+                field("kind", "discarded".into());
+                let keys: Array = keys.iter().map(|k| JsValue::from(k.as_str())).collect();
+                field("keys", keys.into());
+            }
+            Note::Flags { flags } => {
+                field("kind", "flags".into());
+                field("flags", flags_to_js(flags));
+            }
+            Note::FlushRequest { id, from } => {
+                field("kind", "flush-request".into());
+                field("id", number(*id));
+                field("from", from.into());
+            }
+            Note::FlushDone { id, to, summary } => {
+                field("kind", "flush-done".into());
+                field("id", number(*id));
+                field("to", to.into());
+                field("summary", summary_to_js(summary));
+            }
+        }
+        o.into()
+    }
+
+    /// Reads a note; `None` for anything else (a newer tab's note, say).
+    fn from_js(data: &JsValue) -> Option<Note> {
+        Some(match string(data, "kind")?.as_str() {
+            "enqueued" => Note::Enqueued {
+                messages: messages_from_js(&get(data, "messages"))?,
+            },
+            "settled" => Note::Settled {
+                settlement: settlement_from_js(&get(data, "settlement"))?,
+            },
+            "redriven" => Note::Redriven {
+                messages: messages_from_js(&get(data, "messages"))?,
+            },
+            "discarded" => {
+                let keys: Array = get(data, "keys").dyn_into().ok()?;
+                Note::Discarded {
+                    keys: keys.iter().map(|k| k.as_string()).collect::<Option<_>>()?,
+                }
+            }
+            "flags" => Note::Flags {
+                flags: flags_from_js(&get(data, "flags"))?,
+            },
+            "flush-request" => Note::FlushRequest {
+                id: whole(data, "id")?,
+                from: string(data, "from")?,
+            },
+            "flush-done" => {
+                let summary = get(data, "summary");
+                let count = |name: &str| whole(&summary, name).map(|n| n as u32);
+                Note::FlushDone {
+                    id: whole(data, "id")?,
+                    to: string(data, "to")?,
+                    summary: FlushSummary {
+                        attempted: count("attempted")?,
+                        delivered: count("delivered")?,
+                        failed: count("failed")?,
+                        dead: count("dead")?,
+                    },
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// `{ outcome, key, ... }`, the settlement's fields in camelCase.
+fn settlement_to_js(settlement: &Settlement) -> JsValue {
+    let o = Object::new();
+    let field = |name: &str, value: JsValue| set(&o, name, &value);
+    match settlement {
+        Settlement::Delivered {
+            key,
+            attempts,
+            status,
+        } => {
+            field("outcome", "delivered".into());
+            field("key", key.into());
+            field("attempts", (*attempts).into());
+            field("status", (*status).into());
+        }
+        Settlement::Retry {
+            key,
+            attempts,
+            next_attempt_at,
+            last_error,
+        } => {
+            field("outcome", "retry".into());
+            field("key", key.into());
+            field("attempts", (*attempts).into());
+            field("nextAttemptAt", nullable_number(*next_attempt_at));
+            field("lastError", last_error_to_js(last_error));
+        }
+        Settlement::Dead {
+            key,
+            reason,
+            attempts,
+            last_error,
+            dead_at,
+        } => {
+            field("outcome", "dead".into());
+            field("key", key.into());
+            field("reason", reason_str(*reason).into());
+            field("attempts", (*attempts).into());
+            field("lastError", last_error_to_js(last_error));
+            field("deadAt", number(*dead_at));
+        }
+    }
+    o.into()
+}
+
+fn settlement_from_js(value: &JsValue) -> Option<Settlement> {
+    let key = string(value, "key")?;
+    let attempts = whole(value, "attempts")? as u32;
+    let last_error = || last_error_from_js(&get(value, "lastError"));
+    Some(match string(value, "outcome")?.as_str() {
+        "delivered" => Settlement::Delivered {
+            key,
+            attempts,
+            status: whole(value, "status")? as u16,
+        },
+        "retry" => Settlement::Retry {
+            key,
+            attempts,
+            next_attempt_at: whole(value, "nextAttemptAt"),
+            last_error: last_error()?,
+        },
+        "dead" => Settlement::Dead {
+            key,
+            reason: reason_from_js(&get(value, "reason"))?,
+            attempts,
+            last_error: last_error()?,
+            dead_at: whole(value, "deadAt")?,
+        },
+        _ => return None,
+    })
+}
+
 /// The channel, open while alive.
 #[must_use = "the channel is closed when this is dropped"]
 pub struct Channel {
@@ -57,7 +227,7 @@ impl Channel {
         let target: EventTarget = channel.clone().unchecked_into();
         let listener = EventListener::new(&target, "message", move |event| {
             let data = js::get(event, "data");
-            if let Ok(note) = serde_wasm_bindgen::from_value::<Note>(data) {
+            if let Some(note) = Note::from_js(&data) {
                 on_note(note);
             }
         });
@@ -69,9 +239,7 @@ impl Channel {
 
     /// Tells the other tabs.
     pub fn post(&self, note: &Note) {
-        let value = note
-            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-            .unwrap_or(JsValue::NULL);
+        let value = note.to_js();
         if let Ok(post) = js::get(&self.channel, "postMessage").dyn_into::<js_sys::Function>() {
             let _ = post.call1(&self.channel, &value);
         }

@@ -13,7 +13,6 @@
 //! went, so a crash at any point leaves it in exactly one store.
 
 use js_sys::Array;
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -23,7 +22,9 @@ use web_sys::{
 use super::error::storage_error;
 use super::idb::{committed, request, transaction, Durability};
 pub use super::records::DeadRecord;
-use super::records::{dead_from_js, dead_to_js, message_from_js, message_to_js};
+use super::records::{
+    dead_from_js, dead_to_js, flags_from_js, flags_to_js, message_from_js, message_to_js,
+};
 use crate::core::{ErrorCode, Flags, Millis, OutboxError, Settlement, StoredMessage};
 
 // The hot path of `enqueue`, in JavaScript: one call from wasm per batch, and no
@@ -81,19 +82,11 @@ pub struct Store {
     durability: Durability,
 }
 
-fn to_js<T: Serialize>(value: &T) -> JsValue {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .expect("records hold only strings and safe integers")
-}
-
-fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, OutboxError> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| {
-        OutboxError::new(
-            ErrorCode::StorageError,
-            format!("a stored {what} is unreadable: {e}"),
-        )
-    })
+fn unreadable(what: &str) -> OutboxError {
+    OutboxError::new(
+        ErrorCode::StorageError,
+        format!("a stored {what} is unreadable"),
+    )
 }
 
 fn store(tx: &IdbTransaction, name: &str) -> Result<IdbObjectStore, JsValue> {
@@ -144,13 +137,17 @@ impl Store {
             .iter()
             .map(|r| message_from_js(&r))
             .collect::<Result<Vec<_>, _>>()?;
-        let dead_keys: Vec<String> =
-            from_js(request(&dead).await.map_err(fail)?, "dead-letter key")?;
+        let dead: Array = request(&dead).await.map_err(fail)?.unchecked_into();
+        let dead_keys = dead
+            .iter()
+            .map(|k| k.as_string())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| unreadable("dead-letter key"))?;
         let flags = request(&flags).await.map_err(fail)?;
         let flags = if flags.is_undefined() {
             None
         } else {
-            Some(from_js(flags, "flags document")?)
+            Some(flags_from_js(&flags).ok_or_else(|| unreadable("flags document"))?)
         };
         Ok(Loaded {
             pending,
@@ -374,7 +371,7 @@ impl Store {
         let fail = |e: JsValue| storage_error(&e, "saving the flags");
         let tx = self.write(&[META]).map_err(fail)?;
         store(&tx, META)
-            .and_then(|s| s.put_with_key(&to_js(flags), &FLAGS_KEY.into()))
+            .and_then(|s| s.put_with_key(&flags_to_js(flags), &FLAGS_KEY.into()))
             .map_err(fail)?;
         committed(&tx).await.map_err(fail)
     }

@@ -13,8 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound::{Excluded, Unbounded};
 
-use serde::{Deserialize, Serialize};
-
 use super::config::{Config, Flags, FlagsPatch};
 use super::error::{ErrorCode, OutboxError};
 use super::event::{DeadReason, Event, LastError};
@@ -24,8 +22,7 @@ use super::schedule::retry_delay;
 use super::Millis;
 
 /// A message's metadata as storage keeps it; what the engine is restored from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
     /// The idempotency key.
     pub key: String,
@@ -44,7 +41,6 @@ pub struct StoredMessage {
     /// The last failure, if any.
     pub last_error: Option<LastError>,
     /// Size of the payload's JSON, for batch byte budgets.
-    #[serde(default)]
     pub bytes: u32,
 }
 
@@ -97,12 +93,7 @@ pub struct Transmit {
 }
 
 /// A change to persist: the outcome of a message, decided by the engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "outcome",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
-)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Settlement {
     /// Remove the message from pending storage.
     Delivered {
@@ -154,8 +145,7 @@ pub type RequestId = u64;
 pub type FlushId = u64;
 
 /// What one `flush()` did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushSummary {
     /// Requests sent.
     pub attempted: u32,
@@ -168,8 +158,7 @@ pub struct FlushSummary {
 }
 
 /// Counts for a status display.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     /// Messages not yet delivered or dead, in flight included.
     pub pending: usize,
