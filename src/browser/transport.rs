@@ -21,6 +21,9 @@ extern "C" {
     fn global_fetch(url: &str, init: &RequestInit) -> Promise;
 }
 
+/// 2^64: whole numbers below it convert to `u64` exactly.
+const U64_LIMIT: f64 = 18_446_744_073_709_551_616.0;
+
 /// Where requests go.
 pub enum Route {
     /// POST to `endpoint` with `fetch`.
@@ -180,9 +183,13 @@ impl Sender {
                         if js::get(&result, "key").as_string().as_deref()
                             == Some(&transmit.key) =>
                     {
+                        // Whole seconds, as the header's delta-seconds form, printed as
+                        // an integer (float printing is too big to ship). Anything else
+                        // is ignored, as an unparseable header is.
                         let retry_after = js::get(&result, "retryAfter")
                             .as_f64()
-                            .map(|s| s.to_string());
+                            .filter(|s| (0.0..U64_LIMIT).contains(s) && s.fract() == 0.0)
+                            .map(|s| (s as u64).to_string());
                         self.response(status as u16, retry_after.as_deref())
                     }
                     _ => Outcome::NetworkError {

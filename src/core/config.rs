@@ -195,8 +195,11 @@ impl Config {
 fn whole_number(name: &str, v: f64, min: f64) -> Result<u64, OutboxError> {
     const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
     if !v.is_finite() || v.fract() != 0.0 || v < min || v > MAX_SAFE {
+        // Neither number is formatted as a float: that would bring core's float printing
+        // (about 25 KB) into the wasm module for one error message.
         return Err(invalid(format!(
-            "{name} must be a whole number of at least {min}, not {v}"
+            "{name} must be a whole number from {} to 2^53 - 1",
+            min as u64
         )));
     }
     Ok(v as u64)
