@@ -93,7 +93,7 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
         Some("relaxed") => Durability::Relaxed,
         Some(other) => {
             return Err(invalid_options(format!(
-                "durability must be \"strict\" or \"relaxed\", not {other:?}"
+                "durability must be \"strict\" or \"relaxed\", not \"{other}\""
             )))
         }
     };

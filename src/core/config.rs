@@ -139,7 +139,7 @@ impl Config {
             Some("none") => Jitter::None,
             Some(other) => {
                 return Err(invalid(format!(
-                    "jitter must be \"full\", \"equal\" or \"none\", not {other:?}"
+                    "jitter must be \"full\", \"equal\" or \"none\", not \"{other}\""
                 )))
             }
         };

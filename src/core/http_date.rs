@@ -54,14 +54,15 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
         )
     } else {
         // RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`, the century implied.
-        let (name, rest) = value.split_once(", ")?;
-        let r = rest.as_bytes();
+        // Bytes, not `str::split_once`: that links str's searcher and slicing panics.
+        let comma = b.windows(2).position(|w| w == b", ")?;
+        let (name, r) = (&b[..comma], &b[comma + 2..]);
         if r.len() != 22 || r[2] != b'-' || r[6] != b'-' || r[9] != b' ' || &r[18..] != b" GMT" {
             return None;
         }
         let yy = digits(&r[7..9])?;
         let year = if yy < 70 { 2000 + yy } else { 1900 + yy };
-        (name.as_bytes(), &r[..2], &r[3..6], year, &r[10..18], true)
+        (name, &r[..2], &r[3..6], year, &r[10..18], true)
     };
     let month = MONTHS.chunks(3).position(|m| m == month)? as u64 + 1;
     let day = digits(day)?;
