@@ -133,12 +133,17 @@ impl Sender {
             if i > 0 {
                 body.push(',');
             }
+            body.push_str("{\"key\":\"");
             // Keys are visible ASCII: only `"` and `\` need escaping in JSON.
-            let key = transmit.key.replace('\\', "\\\\").replace('"', "\\\"");
-            body.push_str(&format!(
-                "{{\"key\":\"{key}\",\"payload\":{}}}",
-                payload.as_string().unwrap_or_default()
-            ));
+            for c in transmit.key.chars() {
+                if c == '"' || c == '\\' {
+                    body.push('\\');
+                }
+                body.push(c);
+            }
+            body.push_str("\",\"payload\":");
+            body.push_str(&payload.as_string().unwrap_or_default());
+            body.push('}');
         }
         body.push_str("]}");
         let deadline = Deadline::new(self.timeout_ms);
