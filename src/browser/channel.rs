@@ -55,40 +55,41 @@ impl Note {
     fn to_js(&self) -> JsValue {
         let o = Object::new();
         let field = |name: &str, value: JsValue| set(&o, name, &value);
-        match self {
+        let kind = match self {
             Note::Enqueued { messages } => {
-                field("kind", "enqueued".into());
                 field("messages", messages_to_js(messages));
+                "enqueued"
             }
             Note::Settled { settlement } => {
-                field("kind", "settled".into());
                 field("settlement", settlement_to_js(settlement));
+                "settled"
             }
             Note::Redriven { messages } => {
-                field("kind", "redriven".into());
                 field("messages", messages_to_js(messages));
+                "redriven"
             }
             Note::Discarded { keys } => {
-                field("kind", "discarded".into());
                 let keys: Array = keys.iter().map(|k| JsValue::from(k.as_str())).collect();
                 field("keys", keys.into());
+                "discarded"
             }
             Note::Flags { flags } => {
-                field("kind", "flags".into());
                 field("flags", flags_to_js(flags));
+                "flags"
             }
             Note::FlushRequest { id, from } => {
-                field("kind", "flush-request".into());
                 field("id", number(*id));
                 field("from", from.into());
+                "flush-request"
             }
             Note::FlushDone { id, to, summary } => {
-                field("kind", "flush-done".into());
                 field("id", number(*id));
                 field("to", to.into());
                 field("summary", summary_to_js(summary));
+                "flush-done"
             }
-        }
+        };
+        field("kind", kind.into());
         o.into()
     }
 
@@ -136,48 +137,43 @@ impl Note {
     }
 }
 
-/// `{ outcome, key, ... }`, the settlement's fields in camelCase.
+/// `{ outcome, key, attempts, ... }`, the settlement's fields in camelCase.
 fn settlement_to_js(settlement: &Settlement) -> JsValue {
     let o = Object::new();
     let field = |name: &str, value: JsValue| set(&o, name, &value);
-    match settlement {
+    let (outcome, attempts) = match settlement {
         Settlement::Delivered {
-            key,
-            attempts,
-            status,
+            attempts, status, ..
         } => {
-            field("outcome", "delivered".into());
-            field("key", key.into());
-            field("attempts", (*attempts).into());
             field("status", (*status).into());
+            ("delivered", attempts)
         }
         Settlement::Retry {
-            key,
             attempts,
             next_attempt_at,
             last_error,
+            ..
         } => {
-            field("outcome", "retry".into());
-            field("key", key.into());
-            field("attempts", (*attempts).into());
             field("nextAttemptAt", nullable_number(*next_attempt_at));
             field("lastError", last_error_to_js(last_error));
+            ("retry", attempts)
         }
         Settlement::Dead {
-            key,
-            reason,
             attempts,
+            reason,
             last_error,
             dead_at,
+            ..
         } => {
-            field("outcome", "dead".into());
-            field("key", key.into());
             field("reason", reason_str(*reason).into());
-            field("attempts", (*attempts).into());
             field("lastError", last_error_to_js(last_error));
             field("deadAt", number(*dead_at));
+            ("dead", attempts)
         }
-    }
+    };
+    field("outcome", outcome.into());
+    field("key", settlement.key().into());
+    field("attempts", (*attempts).into());
     o.into()
 }
 
