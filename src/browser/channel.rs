@@ -2,6 +2,9 @@
 //! committed change, so that each tab's listeners and `stats()` stay current without
 //! reading IndexedDB. A note is sent only after the change it describes is committed.
 //!
+//! A note is a plain object `{ kind, ...fields }` (kebab-case kinds, camelCase fields),
+//! written and read by hand; messages in it have their stored shape ([`super::records`]).
+//!
 //! Notes are posted in bunches: each `postMessage` costs about as much as an IndexedDB
 //! write, so the notes of a short window ([`BUNCH_MS`]) go as one array, in order.
 
@@ -10,20 +13,21 @@ use std::rc::Rc;
 
 use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
-use serde::{Deserialize, Serialize};
+use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::EventTarget;
 
-use super::js;
+use super::convert::{nullable_number, number, string, whole};
+use super::js::{self, get, set};
+use super::records::{
+    flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, message_from_js,
+    message_to_js, reason_from_js, reason_str,
+};
+use super::views::summary_to_js;
 use crate::core::{Flags, FlushSummary, Settlement, StoredMessage};
 
 /// One message between tabs.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(
-    tag = "kind",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
-)]
+#[derive(Debug)]
 pub enum Note {
     /// New messages were committed by the sending tab.
     Enqueued { messages: Vec<StoredMessage> },
@@ -43,6 +47,168 @@ pub enum Note {
         to: String,
         summary: FlushSummary,
     },
+}
+
+fn messages_to_js(messages: &[StoredMessage]) -> JsValue {
+    messages.iter().map(message_to_js).collect::<Array>().into()
+}
+
+fn messages_from_js(value: &JsValue) -> Option<Vec<StoredMessage>> {
+    let array: &Array = value.dyn_ref()?;
+    array.iter().map(|m| message_from_js(&m).ok()).collect()
+}
+
+impl Note {
+    fn to_js(&self) -> JsValue {
+        let o = Object::new();
+        let field = |name: &str, value: JsValue| set(&o, name, &value);
+        let kind = match self {
+            Note::Enqueued { messages } => {
+                field("messages", messages_to_js(messages));
+                "enqueued"
+            }
+            Note::Settled { settlement } => {
+                field("settlement", settlement_to_js(settlement));
+                "settled"
+            }
+            Note::Redriven { messages } => {
+                field("messages", messages_to_js(messages));
+                "redriven"
+            }
+            Note::Discarded { keys } => {
+                let keys: Array = keys.iter().map(|k| JsValue::from(k.as_str())).collect();
+                field("keys", keys.into());
+                "discarded"
+            }
+            Note::Flags { flags } => {
+                field("flags", flags_to_js(flags));
+                "flags"
+            }
+            Note::FlushRequest { id, from } => {
+                field("id", number(*id));
+                field("from", from.into());
+                "flush-request"
+            }
+            Note::FlushDone { id, to, summary } => {
+                field("id", number(*id));
+                field("to", to.into());
+                field("summary", summary_to_js(summary));
+                "flush-done"
+            }
+        };
+        field("kind", kind.into());
+        o.into()
+    }
+
+    /// Reads a note; `None` for anything else (a newer tab's note, say).
+    fn from_js(data: &JsValue) -> Option<Note> {
+        Some(match string(data, "kind")?.as_str() {
+            "enqueued" => Note::Enqueued {
+                messages: messages_from_js(&get(data, "messages"))?,
+            },
+            "settled" => Note::Settled {
+                settlement: settlement_from_js(&get(data, "settlement"))?,
+            },
+            "redriven" => Note::Redriven {
+                messages: messages_from_js(&get(data, "messages"))?,
+            },
+            "discarded" => {
+                let keys: Array = get(data, "keys").dyn_into().ok()?;
+                Note::Discarded {
+                    keys: keys.iter().map(|k| k.as_string()).collect::<Option<_>>()?,
+                }
+            }
+            "flags" => Note::Flags {
+                flags: flags_from_js(&get(data, "flags"))?,
+            },
+            "flush-request" => Note::FlushRequest {
+                id: whole(data, "id")?,
+                from: string(data, "from")?,
+            },
+            "flush-done" => {
+                let summary = get(data, "summary");
+                let count = |name: &str| whole(&summary, name).map(|n| n as u32);
+                Note::FlushDone {
+                    id: whole(data, "id")?,
+                    to: string(data, "to")?,
+                    summary: FlushSummary {
+                        attempted: count("attempted")?,
+                        delivered: count("delivered")?,
+                        failed: count("failed")?,
+                        dead: count("dead")?,
+                    },
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// `{ outcome, key, attempts, ... }`, the settlement's fields in camelCase.
+fn settlement_to_js(settlement: &Settlement) -> JsValue {
+    let o = Object::new();
+    let field = |name: &str, value: JsValue| set(&o, name, &value);
+    let (outcome, attempts) = match settlement {
+        Settlement::Delivered {
+            attempts, status, ..
+        } => {
+            field("status", (*status).into());
+            ("delivered", attempts)
+        }
+        Settlement::Retry {
+            attempts,
+            next_attempt_at,
+            last_error,
+            ..
+        } => {
+            field("nextAttemptAt", nullable_number(*next_attempt_at));
+            field("lastError", last_error_to_js(last_error));
+            ("retry", attempts)
+        }
+        Settlement::Dead {
+            attempts,
+            reason,
+            last_error,
+            dead_at,
+            ..
+        } => {
+            field("reason", reason_str(*reason).into());
+            field("lastError", last_error_to_js(last_error));
+            field("deadAt", number(*dead_at));
+            ("dead", attempts)
+        }
+    };
+    field("outcome", outcome.into());
+    field("key", settlement.key().into());
+    field("attempts", (*attempts).into());
+    o.into()
+}
+
+fn settlement_from_js(value: &JsValue) -> Option<Settlement> {
+    let key = string(value, "key")?;
+    let attempts = whole(value, "attempts")? as u32;
+    let last_error = || last_error_from_js(&get(value, "lastError"));
+    Some(match string(value, "outcome")?.as_str() {
+        "delivered" => Settlement::Delivered {
+            key,
+            attempts,
+            status: whole(value, "status")? as u16,
+        },
+        "retry" => Settlement::Retry {
+            key,
+            attempts,
+            next_attempt_at: whole(value, "nextAttemptAt"),
+            last_error: last_error()?,
+        },
+        "dead" => Settlement::Dead {
+            key,
+            reason: reason_from_js(&get(value, "reason"))?,
+            attempts,
+            last_error: last_error()?,
+            dead_at: whole(value, "deadAt")?,
+        },
+        _ => return None,
+    })
 }
 
 /// How long a note may wait for others to share its `postMessage`.
@@ -65,7 +231,7 @@ struct Outgoing {
 
 impl Outgoing {
     fn post_now(&self, channel: &JsValue) {
-        let notes: js_sys::Array = self.notes.borrow_mut().drain(..).collect();
+        let notes: Array = self.notes.borrow_mut().drain(..).collect();
         if notes.length() == 0 {
             return;
         }
@@ -87,13 +253,11 @@ impl Channel {
         let target: EventTarget = channel.clone().unchecked_into();
         let listener = EventListener::new(&target, "message", move |event| {
             let data = js::get(event, "data");
-            let Some(notes) = data.dyn_ref::<js_sys::Array>() else {
+            let Some(notes) = data.dyn_ref::<Array>() else {
                 return;
             };
-            for data in notes.iter() {
-                if let Ok(note) = serde_wasm_bindgen::from_value::<Note>(data) {
-                    on_note(note);
-                }
+            for note in notes.iter().filter_map(|n| Note::from_js(&n)) {
+                on_note(note);
             }
         });
         Some(Channel {
@@ -105,10 +269,7 @@ impl Channel {
 
     /// Tells the other tabs, within [`BUNCH_MS`].
     pub fn post(&self, note: &Note) {
-        let value = note
-            .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-            .unwrap_or(JsValue::NULL);
-        self.outgoing.notes.borrow_mut().push(value);
+        self.outgoing.notes.borrow_mut().push(note.to_js());
         if self.outgoing.timer.borrow().is_some() {
             return;
         }
@@ -121,9 +282,7 @@ impl Channel {
         });
         *self.outgoing.timer.borrow_mut() = Some(timer);
     }
-}
 
-impl Channel {
     /// Posts the waiting notes now, without waiting for the bunch timer.
     pub fn post_waiting(&self) {
         self.outgoing.timer.borrow_mut().take();

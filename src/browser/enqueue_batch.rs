@@ -5,14 +5,15 @@
 use std::rc::Rc;
 
 use js_sys::{Function, Promise};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
 use super::channel::Note;
+use super::convert::optional_string;
 use super::js;
-use super::outbox::{reject, to_js, Driver};
-use crate::core::{Admitted, ErrorCode, Millis, OutboxError};
+use super::outbox::{reject, Driver};
+use super::views::enqueued;
+use crate::core::{Admitted, ErrorCode, OutboxError};
 
 /// Messages waiting for the next write, and whether a write is under way.
 #[derive(Default)]
@@ -29,31 +30,13 @@ struct Waiting {
     reject: Function,
 }
 
-/// What `enqueue` resolves with.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Enqueued<'a> {
-    key: &'a str,
-    group: Option<&'a str>,
-    created_at: Millis,
-    attempts: u32,
-    state: &'static str,
-}
-
 /// Reads `{ key?, group? }`.
 fn key_and_group(options: &JsValue) -> Result<(Option<String>, Option<String>), OutboxError> {
     if options.is_undefined() || options.is_null() {
         return Ok((None, None));
     }
     let field = |name: &str, code: ErrorCode| {
-        let value = js::get(options, name);
-        if value.is_undefined() || value.is_null() {
-            return Ok(None);
-        }
-        value
-            .as_string()
-            .map(Some)
-            .ok_or_else(|| OutboxError::new(code, format!("{name} must be a string")))
+        optional_string(options, name).map_err(|message| OutboxError::new(code, message))
     };
     Ok((
         field("key", ErrorCode::InvalidKey)?,
@@ -131,16 +114,8 @@ impl Driver {
                 };
                 match outcome {
                     Ok(()) => {
-                        let a = &w.admitted;
-                        let message = to_js(&Enqueued {
-                            key: &a.key,
-                            group: a.group.as_deref(),
-                            created_at: a.created_at,
-                            attempts: 0,
-                            state: "pending",
-                        });
-                        js::set(&message, "payload", &w.payload);
-                        announced.push(a.stored());
+                        let message = enqueued(&w.admitted, &w.payload);
+                        announced.push(w.admitted.stored());
                         self.engine.borrow_mut().commit_admitted(w.admitted);
                         let _ = w.resolve.call1(&JsValue::NULL, &message);
                     }

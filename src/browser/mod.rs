@@ -3,7 +3,9 @@
 //! - [`outbox`]: the JS class `Outbox` and the driver loop that runs the engine.
 //! - [`store`]: IndexedDB storage: one database per outbox; its transactions are in
 //!   `store.js`, one call per batch.
-//! - [`records`]: the stored form of a message's metadata, converted by hand.
+//! - [`records`]: the stored form of a message's metadata and of the flags.
+//! - [`views`]: what the JS API hands out (events, stats, listings).
+//! - [`convert`]: the small helpers that write and read plain JS objects.
 //! - [`enqueue_batch`]: group commit: concurrent `enqueue` calls share transactions.
 //! - [`transport`]: fetch (or the app's `transport`) with a timeout, to an [`Outcome`](crate::core::Outcome).
 //! - [`timer`]: the one re-armable wake-up timer.
@@ -17,6 +19,7 @@
 
 mod channel;
 mod connectivity;
+mod convert;
 mod enqueue_batch;
 mod error;
 mod js;
@@ -29,5 +32,6 @@ mod tabs;
 mod timer;
 mod transport;
 mod types;
+mod views;
 
 pub use outbox::Outbox;

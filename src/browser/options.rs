@@ -1,15 +1,16 @@
-//! Reading `Outbox.open`'s options: the plain values through serde, the functions by
-//! hand, everything checked before anything is opened.
+//! Reading `Outbox.open`'s options (and `setFlags`' patch), everything checked before
+//! anything is opened.
 
 use js_sys::Function;
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::convert::{optional, optional_bool, optional_number, optional_string};
 use super::error::invalid_options;
 use super::store::Durability;
 use super::js::get;
 use super::transport::{Route, Sender};
 use crate::core::config::Options;
-use crate::core::{Config, Flags, OutboxError};
+use crate::core::{Config, Flags, FlagsPatch, OutboxError};
 
 /// Everything `Outbox.open` was told.
 pub struct OpenOptions {
@@ -28,14 +29,40 @@ pub struct OpenOptions {
 }
 
 fn function(options: &JsValue, name: &str) -> Result<Option<Function>, OutboxError> {
-    let value = get(options, name);
-    if value.is_undefined() || value.is_null() {
-        return Ok(None);
+    optional(options, name, |v| v.dyn_into().ok(), "a function").map_err(invalid_options)
+}
+
+/// Reads a flags patch, `{ retryEnabled?, retryIntervalMs? }`.
+pub fn flags_patch(value: &JsValue) -> Result<FlagsPatch, String> {
+    if !value.is_object() {
+        return Err("flags must be an object".into());
     }
-    value
-        .dyn_into()
-        .map(Some)
-        .map_err(|_| invalid_options(format!("{name} must be a function")))
+    Ok(FlagsPatch {
+        retry_enabled: optional_bool(value, "retryEnabled")?,
+        retry_interval_ms: optional_number(value, "retryIntervalMs")?,
+    })
+}
+
+/// The plain values of the options, read but not yet validated.
+fn plain(options: &JsValue) -> Result<Options, String> {
+    let number = |name| optional_number(options, name);
+    let flags = get(options, "flags");
+    Ok(Options {
+        max_attempts: number("maxAttempts")?,
+        max_delay_ms: number("maxDelayMs")?,
+        jitter: optional_string(options, "jitter")?,
+        max_age_ms: number("maxAgeMs")?,
+        concurrency: number("concurrency")?,
+        request_timeout_ms: number("requestTimeoutMs")?,
+        max_payload_bytes: number("maxPayloadBytes")?,
+        batch_max_items: number("batchMaxItems")?,
+        batch_max_bytes: number("batchMaxBytes")?,
+        flags: if flags.is_undefined() || flags.is_null() {
+            None
+        } else {
+            Some(flags_patch(&flags)?)
+        },
+    })
 }
 
 /// Reads and validates the options object.
@@ -45,8 +72,7 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
     }
     let name = get(options, "name").as_string().filter(|n| !n.is_empty());
     let name = name.ok_or_else(|| invalid_options("name is required: a non-empty string"))?;
-    let plain: Options = serde_wasm_bindgen::from_value(options.clone())
-        .map_err(|e| invalid_options(format!("bad option: {e}")))?;
+    let plain = plain(options).map_err(invalid_options)?;
     let (config, flags) = Config::from_options(&plain)?;
     let transport = function(options, "transport")?;
     let endpoint = get(options, "endpoint");
@@ -68,7 +94,7 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
         Some("relaxed") => Durability::Relaxed,
         Some(other) => {
             return Err(invalid_options(format!(
-                "durability must be \"default\", \"strict\" or \"relaxed\", not {other:?}"
+                "durability must be \"default\", \"strict\" or \"relaxed\", not \"{other}\""
             )))
         }
     };

@@ -10,23 +10,25 @@ use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Promise};
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use super::channel::{Channel, Note};
 use super::connectivity::{self, Connectivity};
 use super::enqueue_batch::EnqueueBatch;
+use super::error::invalid_options;
 use super::js;
 use super::leadership::{FreezeWatch, LockRequest};
 use super::options;
-use super::store::{DeadRecord, Store};
+use super::records::flags_to_js;
+use super::store::Store;
 use super::tabs::{ForwardedFlush, RemoteFlush};
 use super::timer::WakeTimer;
 use super::transport::Sender;
+use super::views::{dead_record, event_to_js, pending_record, stats_to_js, summary_to_js};
 use crate::core::{
-    Action, DeadReason, Engine, ErrorCode, Event, FlagsPatch, FlushId, LastError, Millis,
-    OutboxError, Outcome, Settlement, StoredMessage, Transmit,
+    Action, Engine, ErrorCode, Event, FlushId, Millis, OutboxError, Outcome, Settlement,
+    StoredMessage, Transmit,
 };
 
 /// A durable outbox. See the TypeScript declarations for the JS view.
@@ -60,12 +62,6 @@ pub(super) struct Driver {
     pub(super) frozen: Cell<bool>,
     pub(super) remote_flushes: RefCell<Vec<RemoteFlush>>,
     pub(super) forwarded_flushes: RefCell<Vec<ForwardedFlush>>,
-}
-
-pub(super) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .unwrap_or(JsValue::NULL)
 }
 
 pub(super) fn reject(err: OutboxError) -> Promise {
@@ -253,25 +249,23 @@ impl Outbox {
         let driver = self.driver.clone();
         promise(async move {
             driver.check_open()?;
-            let patch: FlagsPatch = serde_wasm_bindgen::from_value(patch).map_err(|e| {
-                OutboxError::new(ErrorCode::InvalidOptions, format!("bad flags: {e}"))
-            })?;
+            let patch = options::flags_patch(&patch).map_err(invalid_options)?;
             let flags = driver.engine.borrow_mut().set_flags(patch, js::now())?;
             driver.drive();
             driver.store.save_flags(&flags).await?;
             driver.tell(&Note::Flags { flags });
-            Ok(to_js(&flags))
+            Ok(flags_to_js(&flags))
         })
     }
 
     /// The current flags.
     pub fn flags(&self) -> JsValue {
-        to_js(&self.driver.engine.borrow().flags())
+        flags_to_js(&self.driver.engine.borrow().flags())
     }
 
     /// Counts for a status display.
     pub fn stats(&self) -> JsValue {
-        to_js(&self.driver.engine.borrow().stats(js::now()))
+        stats_to_js(&self.driver.engine.borrow().stats(js::now()))
     }
 
     /// Stops automatic sending (flush still sends) until `resume()`.
@@ -507,7 +501,7 @@ impl Driver {
         loop {
             let event = self.engine.borrow_mut().poll_event();
             let Some(event) = event else { break };
-            let event = to_js(&event);
+            let event = event_to_js(&event);
             let listeners: Vec<Function> = self
                 .listeners
                 .borrow()
@@ -538,7 +532,7 @@ impl Driver {
                 }
             };
             if let Some(resolve) = waiter {
-                let _ = resolve.call1(&JsValue::NULL, &to_js(&summary));
+                let _ = resolve.call1(&JsValue::NULL, &summary_to_js(&summary));
             }
         }
     }
@@ -568,69 +562,4 @@ fn web_sys_console_error(err: &JsValue) {
             err,
         );
     }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct MessageView<'a> {
-    key: &'a str,
-    group: Option<&'a str>,
-    created_at: Millis,
-    attempts: u32,
-    state: &'static str,
-    next_attempt_at: Option<Millis>,
-    last_error: Option<&'a LastError>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct DeadView<'a> {
-    key: &'a str,
-    group: Option<&'a str>,
-    created_at: Millis,
-    attempts: u32,
-    state: &'static str,
-    reason: DeadReason,
-    last_error: Option<&'a LastError>,
-    dead_at: Millis,
-}
-
-fn with_payload(record: JsValue, body: &JsValue) -> JsValue {
-    let payload =
-        js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
-    js::set(&record, "payload", &payload);
-    record
-}
-
-fn pending_record(m: &StoredMessage, body: &JsValue, engine: &Engine) -> JsValue {
-    let view = engine.view(&m.key);
-    let record = MessageView {
-        key: &m.key,
-        group: m.group.as_deref(),
-        created_at: m.created_at,
-        attempts: engine.stored(&m.key).map_or(m.attempts, |s| s.attempts),
-        state: if view.is_some_and(|v| v.in_flight) {
-            "in-flight"
-        } else {
-            "pending"
-        },
-        next_attempt_at: view.map_or(m.next_attempt_at, |v| v.next_attempt_at),
-        last_error: m.last_error.as_ref(),
-    };
-    with_payload(to_js(&record), body)
-}
-
-fn dead_record(d: &DeadRecord, body: &JsValue) -> JsValue {
-    let m = &d.message;
-    let record = DeadView {
-        key: &m.key,
-        group: m.group.as_deref(),
-        created_at: m.created_at,
-        attempts: m.attempts,
-        state: "dead",
-        reason: d.reason,
-        last_error: m.last_error.as_ref(),
-        dead_at: d.dead_at,
-    };
-    with_payload(to_js(&record), body)
 }

@@ -1,13 +1,15 @@
-//! How a message's metadata looks in IndexedDB, read and written by hand: opening an
-//! outbox reads every pending record, and enqueue writes one per message, so these two
-//! conversions are on the hot paths (serde-wasm-bindgen took most of the time there).
-//! The shape is the serde one (camelCase fields, `null` for none), so records written
-//! either way read back the same.
+//! How a message's metadata and the flags look in IndexedDB, read and written by hand:
+//! opening an outbox reads every pending record, and enqueue writes one per message, so
+//! these conversions are on the hot paths. The shape is the one serde used to write
+//! (camelCase fields, `null` for none), so older records read back the same. Notes
+//! between tabs carry messages in this shape too.
 
-use js_sys::{Object, Reflect};
+use js_sys::Object;
 use wasm_bindgen::JsValue;
 
-use crate::core::{DeadReason, ErrorCode, LastError, Millis, OutboxError, StoredMessage};
+use super::convert::{boolean, nullable_number, nullable_str, number, string, whole};
+use super::js::{get, set};
+use crate::core::{DeadReason, ErrorCode, Flags, LastError, Millis, OutboxError, StoredMessage};
 
 /// A dead letter as stored: the message as it was when it died, why, and when.
 #[derive(Debug, Clone)]
@@ -20,47 +22,31 @@ pub struct DeadRecord {
     pub dead_at: Millis,
 }
 
-fn set(target: &Object, name: &str, value: JsValue) {
-    let _ = Reflect::set(target, &name.into(), &value);
+/// `{ status?, message }`: `status` is left out when there was no answer.
+pub fn last_error_to_js(e: &LastError) -> JsValue {
+    let err = Object::new();
+    if let Some(status) = e.status {
+        set(&err, "status", &status.into());
+    }
+    set(&err, "message", &e.message.as_str().into());
+    err.into()
 }
 
-fn number(value: u64) -> JsValue {
-    JsValue::from_f64(value as f64)
+/// A last error, or `null` for none.
+pub fn nullable_last_error(e: Option<&LastError>) -> JsValue {
+    e.map_or(JsValue::NULL, last_error_to_js)
 }
 
-fn optional(value: Option<u64>) -> JsValue {
-    value.map_or(JsValue::NULL, number)
+/// Reads a `{ status?, message }`; `None` unless it is an object.
+pub fn last_error_from_js(value: &JsValue) -> Option<LastError> {
+    value.is_object().then(|| LastError {
+        status: whole(value, "status").map(|s| s as u16),
+        message: string(value, "message").unwrap_or_default(),
+    })
 }
 
-/// The stored form of a pending message.
-pub fn message_to_js(m: &StoredMessage) -> Object {
-    let o = Object::new();
-    set(&o, "key", m.key.as_str().into());
-    set(&o, "seq", number(m.seq));
-    set(
-        &o,
-        "group",
-        m.group.as_deref().map_or(JsValue::NULL, JsValue::from),
-    );
-    set(&o, "createdAt", number(m.created_at));
-    set(&o, "activeSince", number(m.active_since));
-    set(&o, "attempts", m.attempts.into());
-    set(&o, "nextAttemptAt", optional(m.next_attempt_at));
-    let last_error = m.last_error.as_ref().map_or(JsValue::NULL, |e| {
-        let err = Object::new();
-        if let Some(status) = e.status {
-            set(&err, "status", status.into());
-        }
-        set(&err, "message", e.message.as_str().into());
-        err.into()
-    });
-    set(&o, "lastError", last_error);
-    set(&o, "bytes", m.bytes.into());
-    o
-}
-
-/// How a dead-letter reason is written, in storage and to JS.
-pub fn reason_name(reason: DeadReason) -> &'static str {
+/// The JS name of a dead-letter reason.
+pub fn reason_str(reason: DeadReason) -> &'static str {
     match reason {
         DeadReason::Rejected => "rejected",
         DeadReason::MaxAttempts => "max-attempts",
@@ -68,8 +54,29 @@ pub fn reason_name(reason: DeadReason) -> &'static str {
     }
 }
 
-fn field(record: &JsValue, name: &str) -> JsValue {
-    Reflect::get(record, &name.into()).unwrap_or(JsValue::UNDEFINED)
+/// Reads a dead-letter reason's JS name.
+pub fn reason_from_js(value: &JsValue) -> Option<DeadReason> {
+    match value.as_string()?.as_str() {
+        "rejected" => Some(DeadReason::Rejected),
+        "max-attempts" => Some(DeadReason::MaxAttempts),
+        "expired" => Some(DeadReason::Expired),
+        _ => None,
+    }
+}
+
+/// The stored form of a pending message.
+pub fn message_to_js(m: &StoredMessage) -> Object {
+    let o = Object::new();
+    set(&o, "key", &m.key.as_str().into());
+    set(&o, "seq", &number(m.seq));
+    set(&o, "group", &nullable_str(m.group.as_deref()));
+    set(&o, "createdAt", &number(m.created_at));
+    set(&o, "activeSince", &number(m.active_since));
+    set(&o, "attempts", &m.attempts.into());
+    set(&o, "nextAttemptAt", &nullable_number(m.next_attempt_at));
+    set(&o, "lastError", &nullable_last_error(m.last_error.as_ref()));
+    set(&o, "bytes", &m.bytes.into());
+    o
 }
 
 fn unreadable(name: &str) -> OutboxError {
@@ -79,60 +86,47 @@ fn unreadable(name: &str) -> OutboxError {
     )
 }
 
-fn whole(record: &JsValue, name: &str) -> Result<u64, OutboxError> {
-    field(record, name)
-        .as_f64()
-        .filter(|v| *v >= 0.0)
-        .map(|v| v as u64)
-        .ok_or_else(|| unreadable(name))
-}
-
-fn maybe_whole(record: &JsValue, name: &str) -> Option<u64> {
-    field(record, name)
-        .as_f64()
-        .filter(|v| *v >= 0.0)
-        .map(|v| v as u64)
+fn required(record: &JsValue, name: &str) -> Result<u64, OutboxError> {
+    whole(record, name).ok_or_else(|| unreadable(name))
 }
 
 /// Reads a stored pending message.
 pub fn message_from_js(record: &JsValue) -> Result<StoredMessage, OutboxError> {
-    let last_error = field(record, "lastError");
-    let last_error = if last_error.is_object() {
-        Some(LastError {
-            status: maybe_whole(&last_error, "status").map(|s| s as u16),
-            message: field(&last_error, "message")
-                .as_string()
-                .unwrap_or_default(),
-        })
-    } else {
-        None
-    };
     Ok(StoredMessage {
-        key: field(record, "key")
-            .as_string()
-            .ok_or_else(|| unreadable("key"))?,
-        seq: whole(record, "seq")?,
-        group: field(record, "group").as_string(),
-        created_at: whole(record, "createdAt")?,
-        active_since: whole(record, "activeSince")?,
-        attempts: whole(record, "attempts")? as u32,
-        next_attempt_at: maybe_whole(record, "nextAttemptAt"),
-        last_error,
-        bytes: maybe_whole(record, "bytes").unwrap_or(0) as u32,
+        key: string(record, "key").ok_or_else(|| unreadable("key"))?,
+        seq: required(record, "seq")?,
+        group: string(record, "group"),
+        created_at: required(record, "createdAt")?,
+        active_since: required(record, "activeSince")?,
+        attempts: required(record, "attempts")? as u32,
+        next_attempt_at: whole(record, "nextAttemptAt"),
+        last_error: last_error_from_js(&get(record, "lastError")),
+        bytes: whole(record, "bytes").unwrap_or(0) as u32,
     })
 }
 
 /// Reads a stored dead letter.
 pub fn dead_from_js(record: &JsValue) -> Result<DeadRecord, OutboxError> {
-    let reason = match field(record, "reason").as_string().as_deref() {
-        Some("rejected") => DeadReason::Rejected,
-        Some("max-attempts") => DeadReason::MaxAttempts,
-        Some("expired") => DeadReason::Expired,
-        _ => return Err(unreadable("reason")),
-    };
     Ok(DeadRecord {
         message: message_from_js(record)?,
-        reason,
-        dead_at: whole(record, "deadAt")?,
+        reason: reason_from_js(&get(record, "reason")).ok_or_else(|| unreadable("reason"))?,
+        dead_at: required(record, "deadAt")?,
+    })
+}
+
+/// `{ retryEnabled, retryIntervalMs }`: the stored flags document, and the flags as
+/// the app sees them.
+pub fn flags_to_js(flags: &Flags) -> JsValue {
+    let o = Object::new();
+    set(&o, "retryEnabled", &flags.retry_enabled.into());
+    set(&o, "retryIntervalMs", &number(flags.retry_interval_ms));
+    o.into()
+}
+
+/// Reads a flags document; `None` unless both fields are there.
+pub fn flags_from_js(value: &JsValue) -> Option<Flags> {
+    Some(Flags {
+        retry_enabled: boolean(value, "retryEnabled")?,
+        retry_interval_ms: whole(value, "retryIntervalMs")?,
     })
 }

@@ -8,13 +8,14 @@
 //! so a crash at any point leaves it in exactly one store.
 
 use js_sys::{Array, Float64Array, Function, Promise};
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::error::storage_error;
 pub use super::records::DeadRecord;
-use super::records::{dead_from_js, message_from_js, message_to_js, reason_name};
+use super::records::{
+    dead_from_js, flags_from_js, flags_to_js, message_from_js, message_to_js, reason_str,
+};
 use crate::core::{ErrorCode, Flags, LastError, Millis, OutboxError, Settlement, StoredMessage};
 
 #[wasm_bindgen(module = "/src/browser/store.js")]
@@ -93,19 +94,11 @@ pub struct Store {
     durability: Durability,
 }
 
-fn to_js<T: Serialize>(value: &T) -> JsValue {
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .expect("records hold only strings and safe integers")
-}
-
-fn from_js<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T, OutboxError> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| {
-        OutboxError::new(
-            ErrorCode::StorageError,
-            format!("a stored {what} is unreadable: {e}"),
-        )
-    })
+fn unreadable(what: &str) -> OutboxError {
+    OutboxError::new(
+        ErrorCode::StorageError,
+        format!("a stored {what} is unreadable"),
+    )
 }
 
 /// Awaits one of `store.js`'s transactions.
@@ -198,7 +191,7 @@ impl Store {
             flags: if flags.is_undefined() {
                 None
             } else {
-                Some(from_js(flags, "flags document")?)
+                Some(flags_from_js(&flags).ok_or_else(|| unreadable("flags document"))?)
             },
         })
     }
@@ -279,7 +272,7 @@ impl Store {
                     Settlement::Retry { .. } => ("retry", None, None),
                     Settlement::Dead {
                         reason, dead_at, ..
-                    } => ("dead", Some(reason_name(*reason)), Some(*dead_at)),
+                    } => ("dead", Some(reason_str(*reason)), Some(*dead_at)),
                 };
                 super::js::set(&op, "outcome", &outcome.into());
                 super::js::set(&op, "meta", &message_to_js(meta));
@@ -354,7 +347,7 @@ impl Store {
     /// Persists the flags, so an app that starts offline uses the last ones it saw.
     pub async fn save_flags(&self, flags: &Flags) -> Result<(), OutboxError> {
         done(
-            save_flags(&self.db, self.durability.as_str(), &to_js(flags)),
+            save_flags(&self.db, self.durability.as_str(), &flags_to_js(flags)),
             "saving the flags",
         )
         .await

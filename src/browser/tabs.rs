@@ -16,7 +16,8 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use super::channel::{Channel, Note};
 use super::leadership::{FreezeWatch, LockRequest};
-use super::outbox::{to_js, Driver};
+use super::outbox::Driver;
+use super::views::summary_to_js;
 use crate::core::{Event, FlagsPatch, FlushId, FlushSummary};
 
 /// A flush that another tab asked this sender to run.
@@ -189,7 +190,9 @@ impl Driver {
                         .map(|at| waiting.swap_remove(at))
                 };
                 if let Some(waiter) = waiter {
-                    let _ = waiter.resolve.call1(&JsValue::NULL, &to_js(&summary));
+                    let _ = waiter
+                        .resolve
+                        .call1(&JsValue::NULL, &summary_to_js(&summary));
                 }
             }
             Note::FlushDone { .. } => {}

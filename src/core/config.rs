@@ -3,13 +3,10 @@
 //! Numbers arrive as `f64` because that is what JavaScript hands over; validating them
 //! here keeps "negative, NaN, fractional" checks in one tested place.
 
-use serde::{Deserialize, Serialize};
-
 use super::error::{ErrorCode, OutboxError};
 
 /// How a retry delay is spread so that many clients do not retry in lockstep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jitter {
     /// Anywhere from zero to the full delay (AWS's "full jitter"; the default).
     Full,
@@ -20,8 +17,7 @@ pub enum Jitter {
 }
 
 /// The runtime-changeable retry settings: feature flags an app may read from its server.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Flags {
     /// When false, failed messages wait (pending, not dead) until the flag is turned
     /// back on or `flush()` is called. First sends still happen.
@@ -40,8 +36,7 @@ impl Default for Flags {
 }
 
 /// A partial flags update, as `setFlags` takes it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FlagsPatch {
     /// New value of [`Flags::retry_enabled`], if given.
     pub retry_enabled: Option<bool>,
@@ -63,8 +58,7 @@ impl Flags {
 }
 
 /// The numeric and policy options of an outbox, as given to `Outbox.open`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
     /// See [`Config::max_attempts`].
     pub max_attempts: Option<f64>,
@@ -145,7 +139,7 @@ impl Config {
             Some("none") => Jitter::None,
             Some(other) => {
                 return Err(invalid(format!(
-                    "jitter must be \"full\", \"equal\" or \"none\", not {other:?}"
+                    "jitter must be \"full\", \"equal\" or \"none\", not \"{other}\""
                 )))
             }
         };
@@ -201,8 +195,11 @@ impl Config {
 fn whole_number(name: &str, v: f64, min: f64) -> Result<u64, OutboxError> {
     const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
     if !v.is_finite() || v.fract() != 0.0 || v < min || v > MAX_SAFE {
+        // Neither number is formatted as a float: that would bring core's float printing
+        // (about 25 KB) into the wasm module for one error message.
         return Err(invalid(format!(
-            "{name} must be a whole number of at least {min}, not {v}"
+            "{name} must be a whole number from {} to 2^53 - 1",
+            min as u64
         )));
     }
     Ok(v as u64)

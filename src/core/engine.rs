@@ -11,9 +11,6 @@
 //! settling → delivered (gone), idle again (retry), or dead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::ops::Bound::{Excluded, Unbounded};
-
-use serde::{Deserialize, Serialize};
 
 use super::config::{Config, Flags, FlagsPatch};
 use super::error::{ErrorCode, OutboxError};
@@ -24,8 +21,7 @@ use super::schedule::retry_delay;
 use super::Millis;
 
 /// A message's metadata as storage keeps it; what the engine is restored from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
     /// The idempotency key.
     pub key: String,
@@ -44,7 +40,6 @@ pub struct StoredMessage {
     /// The last failure, if any.
     pub last_error: Option<LastError>,
     /// Size of the payload's JSON, for batch byte budgets.
-    #[serde(default)]
     pub bytes: u32,
 }
 
@@ -97,12 +92,7 @@ pub struct Transmit {
 }
 
 /// A change to persist: the outcome of a message, decided by the engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "outcome",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
-)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Settlement {
     /// Remove the message from pending storage.
     Delivered {
@@ -154,8 +144,7 @@ pub type RequestId = u64;
 pub type FlushId = u64;
 
 /// What one `flush()` did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushSummary {
     /// Requests sent.
     pub attempted: u32,
@@ -168,8 +157,7 @@ pub struct FlushSummary {
 }
 
 /// Counts for a status display.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
     /// Messages not yet delivered or dead, in flight included.
     pub pending: usize,
@@ -287,8 +275,13 @@ pub struct Engine {
     next_seq: u64,
     entries: BTreeMap<Pos, Entry>,
     by_key: HashMap<String, Pos>,
-    /// Pending seqs of each group, so the head (the oldest) is `first()`.
-    groups: HashMap<String, BTreeSet<Pos>>,
+    /// The number of each group with pending messages, for `grouped`.
+    group_ids: HashMap<String, u64>,
+    next_group: u64,
+    /// Pending messages of every group, by group number then position, so a group's head
+    /// (its oldest) comes first among its own. Keyed like `ready` so that the two share
+    /// one B-tree's code in the wasm module.
+    grouped: BTreeSet<(u64, Pos)>,
     /// Idle group heads that may be sent, by due time: the only candidates for sending.
     ready: BTreeSet<(Millis, Pos)>,
     reserved: HashMap<String, u64>,
@@ -318,7 +311,9 @@ impl Engine {
             next_seq: 1,
             entries: BTreeMap::new(),
             by_key: HashMap::new(),
-            groups: HashMap::new(),
+            group_ids: HashMap::new(),
+            next_group: 0,
+            grouped: BTreeSet::new(),
             ready: BTreeSet::new(),
             reserved: HashMap::new(),
             dead: HashSet::new(),
@@ -915,7 +910,8 @@ impl Engine {
         }
         self.entries.clear();
         self.by_key.clear();
-        self.groups.clear();
+        self.group_ids.clear();
+        self.grouped.clear();
         self.ready.clear();
         self.dead.clear();
         self.requests.clear();
@@ -1102,7 +1098,11 @@ impl Engine {
     fn insert(&mut self, m: StoredMessage, wait: Wait) {
         let pos = Pos::of(m.seq, &m.key);
         if let Some(g) = &m.group {
-            self.groups.entry(g.clone()).or_default().insert(pos);
+            let id = *self.group_ids.entry(g.clone()).or_insert_with(|| {
+                self.next_group += 1;
+                self.next_group
+            });
+            self.grouped.insert((id, pos));
         }
         self.by_key.insert(m.key.clone(), pos);
         self.entries.insert(
@@ -1132,15 +1132,12 @@ impl Engine {
         let entry = self.entries.remove(&pos).expect("removing a known entry");
         self.by_key.remove(&entry.key);
         if let Some(g) = entry.group {
-            let members = self
-                .groups
-                .get_mut(&g)
-                .expect("grouped entries are indexed");
-            members.remove(&pos);
-            match members.first().copied() {
+            self.grouped.remove(&(self.group_ids[&g], pos));
+            let head = self.members(&g).next();
+            match head {
                 Some(next) => self.arm(next),
                 None => {
-                    self.groups.remove(&g);
+                    self.group_ids.remove(&g);
                 }
             }
         }
@@ -1150,7 +1147,7 @@ impl Engine {
         match self.entries[&pos].group.clone() {
             None => self.rearm(pos),
             Some(g) => {
-                let members: Vec<Pos> = self.groups[&g].iter().copied().take(2).collect();
+                let members: Vec<Pos> = self.members(&g).take(2).collect();
                 for s in members {
                     self.rearm(s);
                 }
@@ -1158,10 +1155,20 @@ impl Engine {
         }
     }
 
+    /// The pending messages of a group, oldest first.
+    fn members(&self, group: &str) -> impl Iterator<Item = Pos> + '_ {
+        let id = self.group_ids.get(group).copied();
+        let first = (id.unwrap_or(0), Pos { seq: 0, tie: 0 });
+        self.grouped
+            .range(first..)
+            .take_while(move |(g, _)| Some(*g) == id)
+            .map(|&(_, pos)| pos)
+    }
+
     fn is_head(&self, pos: Pos) -> bool {
         match &self.entries[&pos].group {
             None => true,
-            Some(g) => self.groups[g].first() == Some(&pos),
+            Some(g) => self.members(g).next() == Some(pos),
         }
     }
 
@@ -1201,12 +1208,12 @@ impl Engine {
         blocked_group: Option<(String, Pos)>,
     ) {
         let blocked: Vec<String> = match &blocked_group {
-            Some((g, pos)) => self.groups.get(g).map_or(Vec::new(), |members| {
-                members
-                    .range((Excluded(pos), Unbounded))
-                    .map(|s| self.entries[s].key.clone())
-                    .collect()
-            }),
+            // Only a group's head is ever sent, so little is skipped.
+            Some((g, pos)) => self
+                .members(g)
+                .skip_while(|s| s <= pos)
+                .map(|s| self.entries[&s].key.clone())
+                .collect(),
             None => Vec::new(),
         };
         let mut i = 0;

@@ -2,14 +2,11 @@
 //! after the Rust call that produced them has returned, so a listener can call back
 //! into the outbox without re-entering it mid-borrow.
 
-use serde::Serialize;
-
 use super::config::Flags;
 use super::Millis;
 
 /// Why a message was moved to the dead-letter store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadReason {
     /// The server answered with a permanent failure (a 4xx other than the transient ones).
     Rejected,
@@ -20,22 +17,16 @@ pub enum DeadReason {
 }
 
 /// The last failure of a message, kept with it and shown in the dead-letter store.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastError {
     /// The HTTP status, when the server answered.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<u16>,
     /// What happened, for people.
     pub message: String,
 }
 
 /// A state change, as `subscribe` listeners receive it (`{ type: "delivered", ... }`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(
-    tag = "type",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
-)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A message was committed to storage.
     Enqueued { key: String, group: Option<String> },
@@ -52,7 +43,6 @@ pub enum Event {
     AttemptFailed {
         key: String,
         attempt: u32,
-        #[serde(skip_serializing_if = "Option::is_none")]
         status: Option<u16>,
         message: String,
         counted: bool,

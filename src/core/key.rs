@@ -21,10 +21,14 @@ pub fn validate_key(key: &str) -> Result<(), OutboxError> {
             ),
         ));
     }
-    if let Some(c) = key.chars().find(|c| !c.is_ascii_graphic()) {
+    // The offending character is located, not quoted: `{:?}` would bring core's escaping
+    // and Unicode tables into the wasm module.
+    if let Some(at) = key.bytes().position(|b| !b.is_ascii_graphic()) {
         return Err(OutboxError::new(
             ErrorCode::InvalidKey,
-            format!("the key has {c:?}; only visible ASCII characters are allowed"),
+            format!(
+                "the key has a space, control or non-ASCII character at byte {at}; only visible ASCII characters are allowed"
+            ),
         ));
     }
     Ok(())

@@ -10,6 +10,7 @@
 //! - [`key`]: idempotency keys: validation and UUIDv7 generation.
 //! - [`schedule`]: the retry schedule (exponential backoff, jitter, `Retry-After`).
 //! - [`outcome`]: what a send attempt ended in, and the status table that classifies it.
+//! - [`http_date`]: HTTP dates, for `Retry-After`.
 //! - [`event`]: the events the engine queues for the app.
 //! - [`engine`]: the state machine: per-group ordering, concurrency, the retry cap,
 //!   expiry and the dead-letter rules.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod event;
+pub mod http_date;
 pub mod key;
 pub mod outcome;
 pub mod schedule;

@@ -1,5 +1,6 @@
 //! What a send attempt ended in, and the status table that decides what happens next.
 
+use super::http_date::parse_http_date;
 use super::Millis;
 
 /// How a response status is treated.
@@ -53,9 +54,7 @@ pub fn parse_retry_after(value: &str, now: Millis) -> Option<Millis> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(now.saturating_add(secs.saturating_mul(1000)));
     }
-    let at = httpdate::parse_http_date(value).ok()?;
-    let ms = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
-    Some(u64::try_from(ms).unwrap_or(u64::MAX))
+    parse_http_date(value)
 }
 
 #[cfg(test)]
@@ -86,5 +85,20 @@ mod tests {
         );
         assert_eq!(parse_retry_after("soon", 1_000), None);
         assert_eq!(parse_retry_after("-3", 1_000), None);
+        // A date in the past is still a time; the engine's own backoff is the floor.
+        assert_eq!(
+            parse_retry_after(" Thu, 01 Jan 1970 00:00:01 GMT ", 5_000),
+            Some(1_000)
+        );
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", 0),
+            Some(253_402_300_799_000)
+        );
+        assert_eq!(parse_retry_after("Sat, 30 Feb 2030 00:00:00 GMT", 0), None);
+        assert_eq!(
+            parse_retry_after("99999999999999999999", 1_000),
+            None,
+            "too many seconds for u64, and no date"
+        );
     }
 }

@@ -1,0 +1,77 @@
+//! Plain JS values to and from Rust ones, by hand. Every shape the package exchanges is
+//! small and fixed, and a serde layer cost more code than all of them together.
+//!
+//! Writing: an `Object` filled with [`super::js::set`] and the value makers below.
+//! Reading stored or internal values: [`whole`], [`string`], [`boolean`] give `None` for
+//! a field that is missing or of the wrong type. Reading what an app passed in: the
+//! `optional_*` readers tell "absent" (`undefined` or `null`) from "wrong", so bad input
+//! is refused with a message that names the field.
+
+use wasm_bindgen::JsValue;
+
+use super::js::get;
+
+/// A whole number as a JS number (every value the package hands out is a safe integer).
+pub fn number(value: u64) -> JsValue {
+    JsValue::from_f64(value as f64)
+}
+
+/// A number, or `null` for none.
+pub fn nullable_number(value: Option<u64>) -> JsValue {
+    value.map_or(JsValue::NULL, number)
+}
+
+/// A string, or `null` for none.
+pub fn nullable_str(value: Option<&str>) -> JsValue {
+    value.map_or(JsValue::NULL, JsValue::from)
+}
+
+/// A non-negative number field, as a whole number.
+pub fn whole(record: &JsValue, name: &str) -> Option<u64> {
+    get(record, name)
+        .as_f64()
+        .filter(|v| *v >= 0.0)
+        .map(|v| v as u64)
+}
+
+/// A string field.
+pub fn string(record: &JsValue, name: &str) -> Option<String> {
+    get(record, name).as_string()
+}
+
+/// A boolean field.
+pub fn boolean(record: &JsValue, name: &str) -> Option<bool> {
+    get(record, name).as_bool()
+}
+
+/// A field an app may leave out: `Ok(None)` when it is `undefined` or `null`, and
+/// `"<name> must be <what>"` when `read` refuses it.
+pub fn optional<T>(
+    value: &JsValue,
+    name: &str,
+    read: fn(JsValue) -> Option<T>,
+    what: &str,
+) -> Result<Option<T>, String> {
+    let field = get(value, name);
+    if field.is_undefined() || field.is_null() {
+        return Ok(None);
+    }
+    read(field)
+        .map(Some)
+        .ok_or_else(|| format!("{name} must be {what}"))
+}
+
+/// An optional number field.
+pub fn optional_number(value: &JsValue, name: &str) -> Result<Option<f64>, String> {
+    optional(value, name, |v| v.as_f64(), "a number")
+}
+
+/// An optional string field.
+pub fn optional_string(value: &JsValue, name: &str) -> Result<Option<String>, String> {
+    optional(value, name, |v| v.as_string(), "a string")
+}
+
+/// An optional boolean field.
+pub fn optional_bool(value: &JsValue, name: &str) -> Result<Option<bool>, String> {
+    optional(value, name, |v| v.as_bool(), "a boolean")
+}
