@@ -501,13 +501,16 @@ impl Driver {
         loop {
             let event = self.engine.borrow_mut().poll_event();
             let Some(event) = event else { break };
-            let event = event_to_js(&event);
             let listeners: Vec<Function> = self
                 .listeners
                 .borrow()
                 .iter()
                 .map(|(_, f)| f.clone())
                 .collect();
+            if listeners.is_empty() {
+                continue; // nobody to build the JS object for
+            }
+            let event = event_to_js(&event);
             for listener in listeners {
                 if let Err(err) = listener.call1(&JsValue::NULL, &event) {
                     web_sys_console_error(&err);
