@@ -123,12 +123,14 @@ function upgrade(db, tx, oldVersion) {
 }
 
 /**
- * What an opening outbox needs, read without touching a payload: per pending message
- * (oldest first) its key, group ("" for none) and numbers [seq, createdAt, activeSince,
- * bytes, attempts, nextAttemptAt (-1 for none)], plus the last errors of the messages
- * that have one, every dead letter's key, and the flags. Requests found in "inflight"
- * count as attempts made; they, and "attempts" records whose message is gone, are then
- * tidied up in a second transaction.
+ * What an opening outbox needs, read without touching a payload, packed so that wasm
+ * converts little: `keys`, every pending message's key (oldest first) joined by "\n"
+ * (keys are visible ASCII); `numbers`, 7 per message: [seq, createdAt, activeSince,
+ * bytes, attempts, nextAttemptAt (-1: none), group (an index into `groups`, -1: none)];
+ * `groups`, each distinct group once; `errors`, [index, status (-1: none), message] for
+ * the messages whose last attempt failed; `dead`, the dead letters' keys joined the same
+ * way; and the flags. Requests found in "inflight" count as attempts made; they, and
+ * "attempts" records whose message is gone, are then tidied up in a second transaction.
  */
 export function load(db, durability) {
   return transact(db, [MESSAGES, ATTEMPTS, INFLIGHT, DEAD, META], undefined, (tx) => {
@@ -182,26 +184,32 @@ function tidy(db, durability, inflight, tried, orphans) {
 }
 
 function columns({ keys, dead, flags }, tried) {
-  const n = keys.length;
-  const numbers = new Float64Array(n * 6);
-  const ids = new Array(n);
-  const groups = new Array(n);
-  const errors = []; // [index, status (-1 for none), message]
-  for (let i = 0; i < n; i++) {
-    const [seq, key, createdAt, activeSince, bytes, group] = keys[i];
+  const rows = keys.filter((pk) => !pk[1].includes("\n")); // never written by this library
+  const numbers = new Float64Array(rows.length * 7);
+  const groups = [];
+  const groupIndex = new Map();
+  const errors = [];
+  rows.forEach(([seq, key, createdAt, activeSince, bytes, group], i) => {
     const a = tried.get(key);
-    const at = i * 6;
+    let g = -1;
+    if (group !== "") {
+      g = groupIndex.get(group);
+      if (g === undefined) {
+        g = groups.push(group) - 1;
+        groupIndex.set(group, g);
+      }
+    }
+    const at = i * 7;
     numbers[at] = seq;
     numbers[at + 1] = createdAt;
     numbers[at + 2] = activeSince;
     numbers[at + 3] = bytes;
     numbers[at + 4] = a ? a.attempts : 0;
     numbers[at + 5] = a?.nextAttemptAt ?? -1;
-    ids[i] = key;
-    groups[i] = group;
+    numbers[at + 6] = g;
     if (a?.lastError) errors.push(i, a.lastError.status ?? -1, String(a.lastError.message ?? ""));
-  }
-  return { numbers, keys: ids, groups, errors, dead, flags };
+  });
+  return { keys: rows.map((pk) => pk[1]).join("\n"), numbers, groups, errors, dead: dead.join("\n"), flags };
 }
 
 /**

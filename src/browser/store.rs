@@ -120,21 +120,24 @@ fn strings(value: &JsValue) -> Vec<String> {
         .collect()
 }
 
+/// The keys of a "\n"-joined list: one string crossing from JS instead of one per key.
+fn lines(joined: &str) -> impl Iterator<Item = &str> {
+    joined.split('\n').filter(|k| !k.is_empty())
+}
+
 /// Rebuilds pending messages from `load`'s columns (see `store.js`).
 fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
     let numbers = get(columns, "numbers")
         .unchecked_into::<Float64Array>()
         .to_vec();
-    let keys = strings(&get(columns, "keys"));
+    let keys = get(columns, "keys").as_string().unwrap_or_default();
     let groups = strings(&get(columns, "groups"));
-    let mut messages: Vec<StoredMessage> = keys
-        .into_iter()
-        .zip(groups)
-        .zip(numbers.chunks_exact(6))
-        .map(|((key, group), n)| StoredMessage {
-            key,
+    let mut messages: Vec<StoredMessage> = lines(&keys)
+        .zip(numbers.chunks_exact(7))
+        .map(|(key, n)| StoredMessage {
+            key: key.to_owned(),
             seq: n[0] as u64,
-            group: (!group.is_empty()).then_some(group),
+            group: groups.get(n[6] as usize).filter(|_| n[6] >= 0.0).cloned(),
             created_at: n[1] as u64,
             active_since: n[2] as u64,
             bytes: n[3] as u32,
@@ -187,7 +190,9 @@ impl Store {
         let flags = get(&columns, "flags");
         Ok(Loaded {
             pending: messages_from_columns(&columns),
-            dead_keys: strings(&get(&columns, "dead")),
+            dead_keys: lines(&get(&columns, "dead").as_string().unwrap_or_default())
+                .map(String::from)
+                .collect(),
             flags: if flags.is_undefined() {
                 None
             } else {
