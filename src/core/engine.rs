@@ -340,15 +340,72 @@ impl Engine {
 
     /// Loads what storage holds, at open. Queues no events.
     pub fn restore(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
-        for m in pending {
-            self.next_seq = self.next_seq.max(m.seq + 1);
-            let wait = Wait {
-                not_before: m.next_attempt_at.unwrap_or(0),
-                ..FRESH
-            };
-            self.insert(m, wait);
-        }
         self.dead.extend(dead_keys);
+        if !self.entries.is_empty() {
+            for m in pending {
+                self.next_seq = self.next_seq.max(m.seq + 1);
+                let wait = Wait {
+                    not_before: m.next_attempt_at.unwrap_or(0),
+                    ..FRESH
+                };
+                self.insert(m, wait);
+            }
+            return;
+        }
+        // Into an empty engine (every open), each index is built in one pass from a
+        // sorted run: several times faster than one insert at a time, which was most of
+        // what opening an outbox of many messages cost.
+        self.entries = pending
+            .into_iter()
+            .map(|m| {
+                self.next_seq = self.next_seq.max(m.seq + 1);
+                let pos = Pos::of(m.seq, &m.key);
+                let entry = Entry {
+                    key: m.key,
+                    group: m.group,
+                    created_at: m.created_at,
+                    active_since: m.active_since,
+                    attempts: m.attempts,
+                    failures: m.attempts,
+                    state: State::Idle,
+                    wait: Wait {
+                        not_before: m.next_attempt_at.unwrap_or(0),
+                        ..FRESH
+                    },
+                    forced: false,
+                    armed: None,
+                    last_error: m.last_error,
+                    bytes: m.bytes,
+                };
+                (pos, entry)
+            })
+            .collect();
+        self.by_key.reserve(self.entries.len());
+        let (mut grouped, mut ready) = (Vec::new(), Vec::new());
+        for (&pos, entry) in self.entries.iter_mut() {
+            self.by_key.insert(entry.key.clone(), pos);
+            // Oldest first, so a group's first message is its head.
+            let head = match &entry.group {
+                None => true,
+                Some(g) => {
+                    let first = !self.group_ids.contains_key(g);
+                    if first {
+                        self.next_group += 1;
+                        self.group_ids.insert(g.clone(), self.next_group);
+                    }
+                    grouped.push((self.group_ids[g], pos));
+                    first
+                }
+            };
+            if head {
+                entry.armed = due_time(entry, &self.flags, &self.config);
+                if let Some(due) = entry.armed {
+                    ready.push((due, pos));
+                }
+            }
+        }
+        self.grouped = grouped.into_iter().collect();
+        self.ready = ready.into_iter().collect();
     }
 
     /// Checks a new message and reserves its key. Nothing is stored yet: the driver
@@ -1429,5 +1486,60 @@ mod tests {
         let s = engine.on_outcome("b1", delivered(201), 1, 0.0).unwrap();
         engine.commit(s.key());
         assert!(matches!(engine.poll_action(1), Some(Action::Send(t)) if t.key == "a2"));
+    }
+
+    /// What an engine would send, in order, with every message delivered as it goes.
+    fn send_order(engine: &mut Engine, now: Millis) -> Vec<String> {
+        let mut sent = Vec::new();
+        while let Some(action) = engine.poll_action(now) {
+            let Action::Send(t) = action else {
+                panic!("only sends expected, got {action:?}")
+            };
+            let delivered = Outcome::Response {
+                status: 201,
+                class: Class::Delivered,
+                retry_after: None,
+            };
+            let settlement = engine.on_outcome(&t.key, delivered, now, 0.0).unwrap();
+            engine.commit(settlement.key());
+            sent.push(t.key);
+        }
+        sent
+    }
+
+    #[test]
+    fn restoring_all_at_once_behaves_like_restoring_one_by_one() {
+        let mut stored = Vec::new();
+        for i in 0..60u64 {
+            let group = match i % 3 {
+                0 => None,
+                1 => Some("g1"),
+                _ => Some("g2"),
+            };
+            // Stored out of order, with one pair sharing a seq (two tabs in one millisecond).
+            let mut m = message(&format!("k{i}"), 1000 - i / 2, group);
+            if i % 7 == 0 {
+                m.next_attempt_at = Some(500 + i);
+            }
+            stored.push(m);
+        }
+        let mut bulk = Engine::new(Config::default(), Flags::default());
+        bulk.restore(stored.clone(), vec!["dead-1".into()]);
+        let mut one_by_one = Engine::new(Config::default(), Flags::default());
+        for m in stored {
+            one_by_one.restore(vec![m], vec![]);
+        }
+        one_by_one.restore(vec![], vec!["dead-1".into()]);
+
+        assert_eq!(bulk.stats(0), one_by_one.stats(0));
+        assert_eq!(bulk.poll_timeout(), one_by_one.poll_timeout());
+        assert_eq!(bulk.allocate_seq(0), one_by_one.allocate_seq(0));
+        // First what is due now (a group waits behind its head), then the rest.
+        let now = send_order(&mut bulk, 0);
+        assert_eq!(now, send_order(&mut one_by_one, 0));
+        let later = send_order(&mut bulk, 10_000);
+        assert_eq!(later, send_order(&mut one_by_one, 10_000));
+        assert!(!now.is_empty() && !later.is_empty());
+        assert_eq!(now.len() + later.len(), 60, "every message, each once");
     }
 }
