@@ -22,7 +22,7 @@ export const ROWS = [
   { id: "outbox.open", label: "outbox open + stats(), {open} pending", unit: "ms" },
   { id: "memory.heap", label: "JS heap after open, {memory} pending", unit: "MiB" },
   { id: "memory.wasm", label: "wasm memory after open, {memory} pending", unit: "MiB" },
-  { id: "size.gzip", label: "package gzip -9 (wasm + glue + index.js)", unit: "KB" },
+  { id: "size.gzip", label: "package gzip -9 (wasm + every JS file)", unit: "KB" },
 ];
 
 /** Ratios of medians (row / peer) printed beside the rows; `min` marks the issue's targets. */

@@ -102,14 +102,22 @@ function chromiumVersion() {
   }
 }
 
-/** gzip -9 (Node's zlib, level 9) of the wasm, the wasm-bindgen glue and the entry. */
+/**
+ * gzip -9 (Node's zlib, level 9) of everything the package ships to a browser: the
+ * wasm and every JS file under pkg/ (the glue, the entry and the snippet modules).
+ */
 function packageSize() {
-  const files = ["durable_outbox_bg.wasm", "durable_outbox.js", "index.js"];
+  const shipped = (dir) =>
+    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+      const f = path.join(dir, e.name);
+      if (e.isDirectory()) return shipped(f);
+      return /\.(wasm|js)$/.test(e.name) ? [f] : [];
+    });
   const out = { files: {}, rawBytes: 0, gzipBytes: 0 };
-  for (const f of files) {
-    const buf = fs.readFileSync(path.join(PKG, f));
+  for (const file of shipped(PKG).sort()) {
+    const buf = fs.readFileSync(file);
     const gz = zlib.gzipSync(buf, { level: 9 }).length;
-    out.files[f] = { rawBytes: buf.length, gzipBytes: gz };
+    out.files[path.relative(PKG, file)] = { rawBytes: buf.length, gzipBytes: gz };
     out.rawBytes += buf.length;
     out.gzipBytes += gz;
   }
