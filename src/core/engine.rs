@@ -240,6 +240,16 @@ const FRESH: Wait = Wait {
     network: false,
 };
 
+impl Wait {
+    /// The wait of a message read back from storage: its stored next attempt, if any.
+    fn reloaded(next_attempt_at: Option<Millis>) -> Wait {
+        Wait {
+            not_before: next_attempt_at.unwrap_or(0),
+            ..FRESH
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     key: String,
@@ -257,6 +267,26 @@ struct Entry {
     armed: Option<Millis>,
     last_error: Option<LastError>,
     bytes: u32,
+}
+
+impl Entry {
+    /// A stored message as an idle entry, not yet armed.
+    fn idle(m: StoredMessage, wait: Wait) -> Entry {
+        Entry {
+            key: m.key,
+            group: m.group,
+            created_at: m.created_at,
+            active_since: m.active_since,
+            attempts: m.attempts,
+            failures: m.attempts,
+            state: State::Idle,
+            wait,
+            forced: false,
+            armed: None,
+            last_error: m.last_error,
+            bytes: m.bytes,
+        }
+    }
 }
 
 struct Flush {
@@ -344,10 +374,7 @@ impl Engine {
         if !self.entries.is_empty() {
             for m in pending {
                 self.next_seq = self.next_seq.max(m.seq + 1);
-                let wait = Wait {
-                    not_before: m.next_attempt_at.unwrap_or(0),
-                    ..FRESH
-                };
+                let wait = Wait::reloaded(m.next_attempt_at);
                 self.insert(m, wait);
             }
             return;
@@ -359,25 +386,8 @@ impl Engine {
             .into_iter()
             .map(|m| {
                 self.next_seq = self.next_seq.max(m.seq + 1);
-                let pos = Pos::of(m.seq, &m.key);
-                let entry = Entry {
-                    key: m.key,
-                    group: m.group,
-                    created_at: m.created_at,
-                    active_since: m.active_since,
-                    attempts: m.attempts,
-                    failures: m.attempts,
-                    state: State::Idle,
-                    wait: Wait {
-                        not_before: m.next_attempt_at.unwrap_or(0),
-                        ..FRESH
-                    },
-                    forced: false,
-                    armed: None,
-                    last_error: m.last_error,
-                    bytes: m.bytes,
-                };
-                (pos, entry)
+                let wait = Wait::reloaded(m.next_attempt_at);
+                (Pos::of(m.seq, &m.key), Entry::idle(m, wait))
             })
             .collect();
         self.by_key.reserve(self.entries.len());
@@ -1162,23 +1172,7 @@ impl Engine {
             self.grouped.insert((id, pos));
         }
         self.by_key.insert(m.key.clone(), pos);
-        self.entries.insert(
-            pos,
-            Entry {
-                key: m.key,
-                group: m.group,
-                created_at: m.created_at,
-                active_since: m.active_since,
-                attempts: m.attempts,
-                failures: m.attempts,
-                state: State::Idle,
-                wait,
-                forced: false,
-                armed: None,
-                last_error: m.last_error,
-                bytes: m.bytes,
-            },
-        );
+        self.entries.insert(pos, Entry::idle(m, wait));
         // A message older than the group's current head must not overtake it: re-arm the
         // group's head, which may now be this one.
         self.rearm_group_head(pos);
