@@ -10,7 +10,7 @@
 //! A message's life: admitted (its key reserved) → committed (pending, idle) → in flight →
 //! settling → delivered (gone), idle again (retry), or dead.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::config::{Config, Flags, FlagsPatch};
 use super::error::{ErrorCode, OutboxError};
@@ -259,9 +259,15 @@ struct Entry {
     bytes: u32,
 }
 
+/// Every index by key string is this one map type, sets included (their values are
+/// unused `0`s), so that the wasm module holds one copy of its B-tree code, not one per
+/// map and set type (and no hash tables).
+type KeyMap = BTreeMap<String, u64>;
+
 struct Flush {
     id: FlushId,
-    remaining: HashSet<String>,
+    /// The keys this flush still waits for.
+    remaining: KeyMap,
     summary: FlushSummary,
 }
 
@@ -274,9 +280,10 @@ pub struct Engine {
     sender: bool,
     next_seq: u64,
     entries: BTreeMap<Pos, Entry>,
-    by_key: HashMap<String, Pos>,
+    /// Each pending message's `seq`; its [`Pos`] follows from the key and the seq.
+    by_key: KeyMap,
     /// The number of each group with pending messages, for `grouped`.
-    group_ids: HashMap<String, u64>,
+    group_ids: KeyMap,
     next_group: u64,
     /// Pending messages of every group, by group number then position, so a group's head
     /// (its oldest) comes first among its own. Keyed like `ready` so that the two share
@@ -284,12 +291,15 @@ pub struct Engine {
     grouped: BTreeSet<(u64, Pos)>,
     /// Idle group heads that may be sent, by due time: the only candidates for sending.
     ready: BTreeSet<(Millis, Pos)>,
-    reserved: HashMap<String, u64>,
-    dead: HashSet<String>,
-    /// Messages holding a concurrency slot (in flight, or settling after a send).
-    /// Requests in flight (each holds one concurrency slot) and how many of their
-    /// messages have not settled yet.
-    requests: HashMap<RequestId, usize>,
+    /// Admitted keys not yet committed (a set).
+    reserved: KeyMap,
+    /// The dead letters' keys (a set).
+    dead: KeyMap,
+    /// Messages holding a concurrency slot (in flight, or settling after a send), by
+    /// request. Keyed like `ready` to share its B-tree code.
+    sending: BTreeSet<(RequestId, Pos)>,
+    /// Requests in flight: each holds one concurrency slot until all its messages settled.
+    requests: usize,
     next_request: RequestId,
     attempts: u64,
     delivered: u64,
@@ -310,14 +320,15 @@ impl Engine {
             sender: true,
             next_seq: 1,
             entries: BTreeMap::new(),
-            by_key: HashMap::new(),
-            group_ids: HashMap::new(),
+            by_key: KeyMap::new(),
+            group_ids: KeyMap::new(),
             next_group: 0,
             grouped: BTreeSet::new(),
             ready: BTreeSet::new(),
-            reserved: HashMap::new(),
-            dead: HashSet::new(),
-            requests: HashMap::new(),
+            reserved: KeyMap::new(),
+            dead: KeyMap::new(),
+            sending: BTreeSet::new(),
+            requests: 0,
             next_request: 1,
             attempts: 0,
             delivered: 0,
@@ -348,7 +359,9 @@ impl Engine {
             };
             self.insert(m, wait);
         }
-        self.dead.extend(dead_keys);
+        for key in dead_keys {
+            self.dead.insert(key, 0);
+        }
     }
 
     /// Checks a new message and reserves its key. Nothing is stored yet: the driver
@@ -381,14 +394,14 @@ impl Engine {
                 format!("{key} is already pending"),
             ));
         }
-        if self.dead.contains(&key) {
+        if self.dead.contains_key(&key) {
             return Err(OutboxError::new(
                 ErrorCode::DuplicateKey,
                 format!("{key} is in the dead-letter store; retry or discard it there"),
             ));
         }
         let seq = self.allocate_seq(now);
-        self.reserved.insert(key.clone(), seq);
+        self.reserved.insert(key.clone(), 0);
         Ok(Admitted {
             key,
             seq,
@@ -454,7 +467,7 @@ impl Engine {
             );
             return Some(self.dead_without_sending(pos, DeadReason::MaxAttempts, message, now));
         }
-        if self.requests.len() >= self.config.concurrency {
+        if self.requests >= self.config.concurrency {
             return None;
         }
         let request = self.next_request;
@@ -472,7 +485,7 @@ impl Engine {
         request: RequestId,
         max_bytes: u64,
     ) -> Option<Transmit> {
-        if !self.sender || !self.requests.contains_key(&request) {
+        if !self.sender || !self.is_sending(request) {
             return None;
         }
         let &(due, pos) = self.ready.first()?;
@@ -490,11 +503,14 @@ impl Engine {
 
     fn start_sending(&mut self, pos: Pos, request: RequestId) -> Transmit {
         self.disarm(pos);
+        if !self.is_sending(request) {
+            self.requests += 1;
+        }
+        self.sending.insert((request, pos));
         let entry = self.entries.get_mut(&pos).expect("armed entries exist");
         let attempt = entry.attempts.saturating_add(1);
         entry.state = State::InFlight { attempt, request };
         entry.forced = false;
-        *self.requests.entry(request).or_insert(0) += 1;
         self.attempts += 1;
         let transmit = Transmit {
             key: entry.key.clone(),
@@ -508,7 +524,7 @@ impl Engine {
             attempt,
         });
         for flush in &mut self.flushes {
-            if flush.remaining.contains(&transmit.key) {
+            if flush.remaining.contains_key(&transmit.key) {
                 flush.summary.attempted += 1;
             }
         }
@@ -556,14 +572,26 @@ impl Engine {
         Action::Settle(settlement)
     }
 
-    /// A message of `request` settled: free the request's slot once all have.
-    fn release(&mut self, request: RequestId) {
-        if let Some(left) = self.requests.get_mut(&request) {
-            *left -= 1;
-            if *left == 0 {
-                self.requests.remove(&request);
-            }
+    /// Whether messages of `request` are still unsettled.
+    fn is_sending(&self, request: RequestId) -> bool {
+        let first = (request, Pos { seq: 0, tie: 0 });
+        self.sending
+            .range(first..)
+            .next()
+            .is_some_and(|&(r, _)| r == request)
+    }
+
+    /// The message at `pos` of `request` settled: free the request's slot once all have.
+    fn release(&mut self, request: RequestId, pos: Pos) {
+        if self.sending.remove(&(request, pos)) && !self.is_sending(request) {
+            self.requests -= 1;
         }
+    }
+
+    /// Where the pending message `key` is, if it is pending.
+    fn pos_of(&self, key: &str) -> Option<Pos> {
+        let seq = *self.by_key.get(key)?;
+        Some(Pos::of(seq, key))
     }
 
     /// When the driver should next call [`Engine::poll_action`], if nothing else happens
@@ -576,7 +604,7 @@ impl Engine {
         if self.gated() && !self.entries[&pos].forced {
             return None;
         }
-        if self.requests.len() >= self.config.concurrency {
+        if self.requests >= self.config.concurrency {
             return None; // a finishing request frees a slot and the driver polls again
         }
         Some(due)
@@ -591,7 +619,7 @@ impl Engine {
         now: Millis,
         rand: f64,
     ) -> Option<Settlement> {
-        let pos = *self.by_key.get(key)?;
+        let pos = self.pos_of(key)?;
         let max_attempts = self.config.max_attempts;
         let entry = self.entries.get_mut(&pos)?;
         let State::InFlight { attempt, .. } = entry.state else {
@@ -698,11 +726,11 @@ impl Engine {
     /// delivered or discarded it): forget it, without events; the other tab's note
     /// tells the listeners what happened.
     pub fn vanished(&mut self, key: &str) {
-        let Some(&pos) = self.by_key.get(key) else {
+        let Some(pos) = self.pos_of(key) else {
             return;
         };
         if let State::InFlight { request, .. } = self.entries[&pos].state {
-            self.release(request);
+            self.release(request, pos);
         }
         self.remove(pos);
         self.note_flush(key, |_| {}, None);
@@ -710,7 +738,7 @@ impl Engine {
 
     /// The driver has persisted (or tried to persist) the settlement of `key`: apply it.
     pub fn commit(&mut self, key: &str) {
-        let Some(&pos) = self.by_key.get(key) else {
+        let Some(pos) = self.pos_of(key) else {
             return;
         };
         let entry = self.entries.get_mut(&pos).expect("indexed entries exist");
@@ -725,7 +753,7 @@ impl Engine {
         let attempt = entry.attempts;
         let network = entry.wait.network;
         if let Some(request) = request {
-            self.release(request);
+            self.release(request, pos);
         }
         match settlement {
             Settlement::Delivered {
@@ -776,7 +804,7 @@ impl Engine {
                     });
                 }
                 self.remove(pos);
-                self.dead.insert(key.clone());
+                self.dead.insert(key.clone(), 0);
                 self.note_flush(&key, |s| s.dead += 1, None);
                 self.events.push_back(Event::DeadLettered {
                     key,
@@ -793,7 +821,10 @@ impl Engine {
     pub fn flush(&mut self) -> FlushId {
         let id = self.next_flush;
         self.next_flush += 1;
-        let remaining: HashSet<String> = self.by_key.keys().cloned().collect();
+        let mut remaining = KeyMap::new();
+        for key in self.by_key.keys() {
+            remaining.insert(key.clone(), 0);
+        }
         let mut summary = FlushSummary::default();
         let positions: Vec<Pos> = self.entries.keys().copied().collect();
         for pos in positions {
@@ -903,7 +934,7 @@ impl Engine {
     /// holds, keeping flags and counters: a tab that becomes the sender starts from the
     /// stored truth, including messages the previous sender had in flight.
     pub fn resync(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
-        debug_assert!(self.requests.is_empty(), "a mirror has nothing in flight");
+        debug_assert!(self.requests == 0, "a mirror has nothing in flight");
         let flushes: Vec<FlushId> = self.flushes.drain(..).map(|f| f.id).collect();
         for id in flushes {
             self.flushes_done.push_back((id, FlushSummary::default()));
@@ -914,7 +945,8 @@ impl Engine {
         self.grouped.clear();
         self.ready.clear();
         self.dead.clear();
-        self.requests.clear();
+        self.sending.clear();
+        self.requests = 0;
         self.restore(pending, dead_keys);
     }
 
@@ -922,7 +954,7 @@ impl Engine {
     /// skipped, so a message announced twice is adopted once.
     pub fn adopt(&mut self, messages: Vec<StoredMessage>) {
         for m in messages {
-            if self.by_key.contains_key(&m.key) || self.dead.contains(&m.key) {
+            if self.by_key.contains_key(&m.key) || self.dead.contains_key(&m.key) {
                 continue;
             }
             self.next_seq = self.next_seq.max(m.seq + 1);
@@ -938,7 +970,7 @@ impl Engine {
     /// flight is left alone: its own outcome will settle it (this happens only where
     /// every tab sends, or with a note from a former sender).
     pub fn apply_remote(&mut self, settlement: Settlement) {
-        let pos = self.by_key.get(settlement.key()).copied();
+        let pos = self.pos_of(settlement.key());
         if pos.is_some_and(|p| self.entries[&p].state != State::Idle) {
             return;
         }
@@ -987,7 +1019,7 @@ impl Engine {
                 if let Some(pos) = pos {
                     self.remove(pos);
                 }
-                self.dead.insert(key.clone());
+                self.dead.insert(key.clone(), 0);
                 self.events.push_back(Event::DeadLettered {
                     key,
                     reason,
@@ -1004,14 +1036,14 @@ impl Engine {
 
     /// The keys of every dead letter.
     pub fn dead_keys(&self) -> Vec<String> {
-        self.dead.iter().cloned().collect()
+        self.dead.keys().cloned().collect()
     }
 
     /// Dead letters moved back to pending storage by the driver, each with a fresh seq
     /// from [`Engine::allocate_seq`] and attempts reset.
     pub fn redriven(&mut self, messages: Vec<StoredMessage>) {
         for m in messages {
-            if !self.dead.remove(&m.key) {
+            if self.dead.remove(&m.key).is_none() {
                 continue;
             }
             self.events
@@ -1023,7 +1055,7 @@ impl Engine {
     /// Dead letters deleted by the driver.
     pub fn discarded(&mut self, keys: Vec<String>) {
         for key in keys {
-            if self.dead.remove(&key) {
+            if self.dead.remove(&key).is_some() {
                 self.events.push_back(Event::Discarded { key });
             }
         }
@@ -1031,12 +1063,12 @@ impl Engine {
 
     /// Whether a key is in the dead-letter store.
     pub fn is_dead(&self, key: &str) -> bool {
-        self.dead.contains(key)
+        self.dead.contains_key(key)
     }
 
     /// A pending message's live status, if it is pending.
     pub fn view(&self, key: &str) -> Option<EntryView> {
-        let entry = &self.entries[self.by_key.get(key)?];
+        let entry = &self.entries[&self.pos_of(key)?];
         Some(EntryView {
             in_flight: entry.state != State::Idle,
             next_attempt_at: if entry.failures > 0 {
@@ -1050,7 +1082,7 @@ impl Engine {
     /// A pending message's metadata as storage should hold it now: what the driver
     /// writes, so that storage never needs a read-modify-write.
     pub fn stored(&self, key: &str) -> Option<StoredMessage> {
-        let pos = *self.by_key.get(key)?;
+        let pos = self.pos_of(key)?;
         let entry = &self.entries[&pos];
         Some(StoredMessage {
             key: entry.key.clone(),
@@ -1085,7 +1117,7 @@ impl Engine {
         let oldest = self.entries.values().map(|e| e.created_at).min();
         Stats {
             pending: self.entries.len(),
-            in_flight: self.requests.values().sum(),
+            in_flight: self.sending.len(),
             dead: self.dead.len(),
             oldest_pending_age_ms: oldest.map(|t| now.saturating_sub(t)),
             attempts: self.attempts,
@@ -1104,7 +1136,7 @@ impl Engine {
             });
             self.grouped.insert((id, pos));
         }
-        self.by_key.insert(m.key.clone(), pos);
+        self.by_key.insert(m.key.clone(), m.seq);
         self.entries.insert(
             pos,
             Entry {
@@ -1219,7 +1251,7 @@ impl Engine {
         let mut i = 0;
         while i < self.flushes.len() {
             let flush = &mut self.flushes[i];
-            if flush.remaining.remove(key) {
+            if flush.remaining.remove(key).is_some() {
                 count(&mut flush.summary);
             }
             for k in &blocked {
@@ -1233,7 +1265,7 @@ impl Engine {
             }
         }
         for k in blocked {
-            if let Some(&s) = self.by_key.get(&k) {
+            if let Some(s) = self.pos_of(&k) {
                 self.entries.get_mut(&s).expect("indexed").forced = false;
             }
         }
