@@ -167,7 +167,6 @@ impl Outbox {
 
 #[wasm_bindgen(js_class = Outbox)]
 impl Outbox {
-
     /// Stores a message durably; resolves with it once committed.
     pub fn enqueue(&self, payload: JsValue, options: JsValue) -> Promise {
         self.driver.clone().enqueue(payload, &options)

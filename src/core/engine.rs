@@ -188,20 +188,106 @@ pub struct EntryView {
 
 /// Where a pending message stands: its stored `seq`, then a tie-break drawn from its
 /// key. Two tabs can pick the same `seq` in the same millisecond; the tie-break keeps
-/// their messages distinct and in the same order in every tab.
+/// their messages distinct and in the same order in every tab. `slot` says where its
+/// entry is in [`Entries`]; it orders nothing that `seq` and `tie` do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Pos {
     seq: u64,
     tie: u64,
+    slot: u32,
 }
 
+/// Below every position: where range scans start.
+const FIRST: Pos = Pos {
+    seq: 0,
+    tie: 0,
+    slot: 0,
+};
+
 impl Pos {
-    fn of(seq: u64, key: &str) -> Pos {
+    fn of(seq: u64, key: &str, slot: u32) -> Pos {
         // FNV-1a: stable across tabs and sessions, unlike std's randomly seeded hasher.
         let tie = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
         });
-        Pos { seq, tie }
+        Pos { seq, tie, slot }
+    }
+}
+
+/// The pending messages: entries in reusable slots, with their positions in order.
+/// A slab and a set keyed like `Engine::ready`, not a `BTreeMap<Pos, Entry>`: that
+/// would be one more B-tree type, whose code costs about 3 KB of gzip in the wasm.
+#[derive(Default)]
+struct Entries {
+    slots: Vec<Option<(Pos, Entry)>>,
+    free: Vec<u32>,
+    /// `(0, pos)` for every entry; the 0 gives it `ready`'s key type.
+    order: BTreeSet<(u64, Pos)>,
+}
+
+impl Entries {
+    /// The slot the next [`Entries::insert`] should use.
+    fn vacant(&self) -> u32 {
+        match self.free.last() {
+            Some(&slot) => slot,
+            None => self.slots.len() as u32,
+        }
+    }
+
+    /// Stores an entry at `pos`, whose slot came from [`Entries::vacant`].
+    fn insert(&mut self, pos: Pos, entry: Entry) {
+        let slot = pos.slot as usize;
+        if slot == self.slots.len() {
+            self.slots.push(None);
+        } else {
+            self.free.pop();
+        }
+        self.slots[slot] = Some((pos, entry));
+        self.order.insert((0, pos));
+    }
+
+    fn remove(&mut self, pos: &Pos) -> Option<Entry> {
+        let (_, entry) = self.slots.get_mut(pos.slot as usize)?.take()?;
+        self.free.push(pos.slot);
+        self.order.remove(&(0, *pos));
+        Some(entry)
+    }
+
+    /// The position of the entry in `slot`, if there is one.
+    fn pos_at(&self, slot: u64) -> Option<Pos> {
+        Some(self.slots.get(slot as usize)?.as_ref()?.0)
+    }
+
+    fn get_mut(&mut self, pos: &Pos) -> Option<&mut Entry> {
+        Some(&mut self.slots.get_mut(pos.slot as usize)?.as_mut()?.1)
+    }
+
+    /// Every position, in order.
+    fn keys(&self) -> impl Iterator<Item = &Pos> + '_ {
+        self.order.iter().map(|(_, pos)| pos)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.slots.iter().flatten().map(|(_, entry)| entry)
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn clear(&mut self) {
+        *self = Entries::default();
+    }
+}
+
+impl std::ops::Index<&Pos> for Entries {
+    type Output = Entry;
+
+    fn index(&self, pos: &Pos) -> &Entry {
+        let (_, entry) = self.slots[pos.slot as usize]
+            .as_ref()
+            .expect("a known entry");
+        entry
     }
 }
 
@@ -279,8 +365,8 @@ pub struct Engine {
     paused: bool,
     sender: bool,
     next_seq: u64,
-    entries: BTreeMap<Pos, Entry>,
-    /// Each pending message's `seq`; its [`Pos`] follows from the key and the seq.
+    entries: Entries,
+    /// Each pending message's slot in `entries`.
     by_key: KeyMap,
     /// The number of each group with pending messages, for `grouped`.
     group_ids: KeyMap,
@@ -319,7 +405,7 @@ impl Engine {
             paused: false,
             sender: true,
             next_seq: 1,
-            entries: BTreeMap::new(),
+            entries: Entries::default(),
             by_key: KeyMap::new(),
             group_ids: KeyMap::new(),
             next_group: 0,
@@ -574,7 +660,7 @@ impl Engine {
 
     /// Whether messages of `request` are still unsettled.
     fn is_sending(&self, request: RequestId) -> bool {
-        let first = (request, Pos { seq: 0, tie: 0 });
+        let first = (request, FIRST);
         self.sending
             .range(first..)
             .next()
@@ -590,8 +676,7 @@ impl Engine {
 
     /// Where the pending message `key` is, if it is pending.
     fn pos_of(&self, key: &str) -> Option<Pos> {
-        let seq = *self.by_key.get(key)?;
-        Some(Pos::of(seq, key))
+        self.entries.pos_at(*self.by_key.get(key)?)
     }
 
     /// When the driver should next call [`Engine::poll_action`], if nothing else happens
@@ -1128,7 +1213,7 @@ impl Engine {
     }
 
     fn insert(&mut self, m: StoredMessage, wait: Wait) {
-        let pos = Pos::of(m.seq, &m.key);
+        let pos = Pos::of(m.seq, &m.key, self.entries.vacant());
         if let Some(g) = &m.group {
             let id = *self.group_ids.entry(g.clone()).or_insert_with(|| {
                 self.next_group += 1;
@@ -1136,7 +1221,7 @@ impl Engine {
             });
             self.grouped.insert((id, pos));
         }
-        self.by_key.insert(m.key.clone(), m.seq);
+        self.by_key.insert(m.key.clone(), pos.slot.into());
         self.entries.insert(
             pos,
             Entry {
@@ -1190,7 +1275,7 @@ impl Engine {
     /// The pending messages of a group, oldest first.
     fn members(&self, group: &str) -> impl Iterator<Item = Pos> + '_ {
         let id = self.group_ids.get(group).copied();
-        let first = (id.unwrap_or(0), Pos { seq: 0, tie: 0 });
+        let first = (id.unwrap_or(0), FIRST);
         self.grouped
             .range(first..)
             .take_while(move |(g, _)| Some(*g) == id)
