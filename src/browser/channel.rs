@@ -11,14 +11,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::EventTarget;
 
 use super::convert::{nullable_number, number, string, whole};
-use super::js::{self, get, set};
+use super::js::{self, get, set, Listener};
 use super::records::{
     flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, message_from_js,
     message_to_js, reason_from_js, reason_str,
@@ -218,7 +216,7 @@ const BUNCH_MS: u32 = 8;
 #[must_use = "the channel is closed when this is dropped"]
 pub struct Channel {
     channel: JsValue,
-    _listener: EventListener,
+    _listener: Listener,
     outgoing: Rc<Outgoing>,
 }
 
@@ -250,9 +248,8 @@ impl Channel {
             .ok()?;
         let args = js_sys::Array::of1(&format!("durable-outbox/{name}").into());
         let channel = js_sys::Reflect::construct(&constructor, &args).ok()?;
-        let target: EventTarget = channel.clone().unchecked_into();
-        let listener = EventListener::new(&target, "message", move |event| {
-            let data = js::get(event, "data");
+        let listener = Listener::new(&channel, "message", move |event| {
+            let data = js::get(&event, "data");
             let Some(notes) = data.dyn_ref::<Array>() else {
                 return;
             };

@@ -9,11 +9,9 @@
 
 use std::rc::Rc;
 
-use gloo_events::EventListener;
 use wasm_bindgen::prelude::*;
-use web_sys::EventTarget;
 
-use super::js;
+use super::js::{self, Listener};
 
 #[wasm_bindgen(inline_js = r#"
 export function requestLock(name, onChange) {
@@ -100,7 +98,7 @@ impl Drop for LockRequest {
 /// resumes, while alive. Does nothing outside a document (in a worker).
 #[must_use = "the listeners are removed when this is dropped"]
 pub struct FreezeWatch {
-    _listeners: Vec<EventListener>,
+    _listeners: Vec<Listener>,
 }
 
 impl FreezeWatch {
@@ -112,13 +110,13 @@ impl FreezeWatch {
                 _listeners: Vec::new(),
             };
         }
-        let target: EventTarget = document.unchecked_into();
+        let target = document;
         let on_freeze = Rc::new(on_freeze);
         let (a, b) = (on_freeze.clone(), on_freeze);
         FreezeWatch {
             _listeners: vec![
-                EventListener::new(&target, "freeze", move |_| a(true)),
-                EventListener::new(&target, "resume", move |_| b(false)),
+                Listener::new(&target, "freeze", move |_| a(true)),
+                Listener::new(&target, "resume", move |_| b(false)),
             ],
         }
     }
