@@ -56,7 +56,9 @@ extern "C" {
 #[must_use = "the lock (or the place in line) is given up when this is dropped"]
 pub struct LockRequest {
     handle: JsValue,
-    _on_change: Closure<dyn FnMut(bool)>,
+    /// Takes a `JsValue`, not a `bool`: the listeners' closure type, so the wasm module
+    /// needs no glue for a second one.
+    _on_change: Closure<dyn FnMut(JsValue)>,
 }
 
 impl LockRequest {
@@ -65,9 +67,11 @@ impl LockRequest {
     /// or a loss is told to `on_change`. `None` where Web Locks are missing.
     pub fn new(
         name: &str,
-        on_change: impl FnMut(bool) + 'static,
+        mut on_change: impl FnMut(bool) + 'static,
     ) -> Option<(LockRequest, js_sys::Promise)> {
-        let on_change = Closure::<dyn FnMut(bool)>::new(on_change);
+        let on_change = Closure::<dyn FnMut(JsValue)>::new(move |granted: JsValue| {
+            on_change(granted.is_truthy())
+        });
         let handle = request_lock(
             &format!("durable-outbox/{name}/sender"),
             on_change.as_ref().unchecked_ref(),
