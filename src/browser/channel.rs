@@ -53,7 +53,11 @@ fn messages_to_js(messages: &[StoredMessage]) -> JsValue {
 
 fn messages_from_js(value: &JsValue) -> Option<Vec<StoredMessage>> {
     let array: &Array = value.dyn_ref()?;
-    array.iter().map(|m| message_from_js(&m).ok()).collect()
+    let mut messages = Vec::new();
+    for m in array.iter() {
+        messages.push(message_from_js(&m).ok()?);
+    }
+    Some(messages)
 }
 
 impl Note {

@@ -96,11 +96,11 @@ fn keys_argument(keys: &JsValue) -> Result<Option<Vec<String>>, OutboxError> {
         )
     };
     let array: &Array = keys.dyn_ref().ok_or_else(bad)?;
-    array
-        .iter()
-        .map(|k| k.as_string().ok_or_else(bad))
-        .collect::<Result<_, _>>()
-        .map(Some)
+    let mut out = Vec::new();
+    for k in array.iter() {
+        out.push(k.as_string().ok_or_else(bad)?);
+    }
+    Ok(Some(out))
 }
 
 #[wasm_bindgen(js_class = Outbox)]

@@ -326,11 +326,11 @@ impl Store {
             "moving dead letters back",
         )
         .await?;
-        moved
-            .unchecked_into::<Array>()
-            .iter()
-            .map(|m| message_from_js(&m))
-            .collect()
+        let mut messages = Vec::new();
+        for m in moved.unchecked_into::<Array>().iter() {
+            messages.push(message_from_js(&m)?);
+        }
+        Ok(messages)
     }
 
     /// Deletes dead letters.
@@ -365,9 +365,9 @@ fn with_bodies<T>(
     records: JsValue,
     read: fn(&JsValue) -> Result<T, OutboxError>,
 ) -> Result<Vec<(T, JsValue)>, OutboxError> {
-    records
-        .unchecked_into::<Array>()
-        .iter()
-        .map(|r| Ok((read(&r)?, get(&r, "body"))))
-        .collect()
+    let mut out = Vec::new();
+    for r in records.unchecked_into::<Array>().iter() {
+        out.push((read(&r)?, get(&r, "body")));
+    }
+    Ok(out)
 }
