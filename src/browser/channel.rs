@@ -15,7 +15,7 @@ use gloo_timers::callback::Timeout;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::convert::{nullable_number, number, string, whole};
+use super::convert::{nullable_number, number, string, string_array, whole};
 use super::js::{self, get, set, Listener};
 use super::records::{
     flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, message_from_js,
@@ -48,7 +48,11 @@ pub enum Note {
 }
 
 fn messages_to_js(messages: &[StoredMessage]) -> JsValue {
-    messages.iter().map(message_to_js).collect::<Array>().into()
+    let array = Array::new();
+    for m in messages {
+        array.push(&message_to_js(m));
+    }
+    array.into()
 }
 
 fn messages_from_js(value: &JsValue) -> Option<Vec<StoredMessage>> {
@@ -78,8 +82,7 @@ impl Note {
                 "redriven"
             }
             Note::Discarded { keys } => {
-                let keys: Array = keys.iter().map(|k| JsValue::from(k.as_str())).collect();
-                field("keys", keys.into());
+                field("keys", string_array(keys).into());
                 "discarded"
             }
             Note::Flags { flags } => {
@@ -115,10 +118,12 @@ impl Note {
                 messages: messages_from_js(&get(data, "messages"))?,
             },
             "discarded" => {
-                let keys: Array = get(data, "keys").dyn_into().ok()?;
-                Note::Discarded {
-                    keys: keys.iter().map(|k| k.as_string()).collect::<Option<_>>()?,
+                let array: Array = get(data, "keys").dyn_into().ok()?;
+                let mut keys = Vec::new();
+                for k in array.iter() {
+                    keys.push(k.as_string()?);
                 }
+                Note::Discarded { keys }
             }
             "flags" => Note::Flags {
                 flags: flags_from_js(&get(data, "flags"))?,
@@ -233,7 +238,10 @@ struct Outgoing {
 
 impl Outgoing {
     fn post_now(&self, channel: &JsValue) {
-        let notes: Array = self.notes.borrow_mut().drain(..).collect();
+        let notes = Array::new();
+        for note in self.notes.borrow_mut().drain(..) {
+            notes.push(&note);
+        }
         if notes.length() == 0 {
             return;
         }
@@ -257,8 +265,10 @@ impl Channel {
             let Some(notes) = data.dyn_ref::<Array>() else {
                 return;
             };
-            for note in notes.iter().filter_map(|n| Note::from_js(&n)) {
-                on_note(note);
+            for note in notes.iter() {
+                if let Some(note) = Note::from_js(&note) {
+                    on_note(note);
+                }
             }
         });
         Some(Channel {

@@ -97,10 +97,10 @@ impl Driver {
                 self.batch.borrow_mut().writing = false;
                 return;
             }
-            let records: Vec<_> = batch
-                .iter()
-                .map(|w| (w.admitted.stored(), w.body.clone()))
-                .collect();
+            let mut records = Vec::new();
+            for w in &batch {
+                records.push((w.admitted.stored(), w.body.clone()));
+            }
             let written = self.store.insert(&records).await;
             let mut announced = Vec::new();
             for (i, w) in batch.into_iter().enumerate() {

@@ -179,11 +179,11 @@ impl Outbox {
             driver.check_open()?;
             let list = driver.store.list_pending().await?;
             let engine = driver.engine.borrow();
-            Ok(list
-                .iter()
-                .map(|(m, body)| pending_record(m, body, &engine))
-                .collect::<Array>()
-                .into())
+            let array = Array::new();
+            for (m, body) in &list {
+                array.push(&pending_record(m, body, &engine));
+            }
+            Ok(array.into())
         })
     }
 
@@ -194,11 +194,11 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let list = driver.store.list_dead().await?;
-            Ok(list
-                .iter()
-                .map(|(d, body)| dead_record(d, body))
-                .collect::<Array>()
-                .into())
+            let array = Array::new();
+            for (d, body) in &list {
+                array.push(&dead_record(d, body));
+            }
+            Ok(array.into())
         })
     }
 
@@ -237,7 +237,10 @@ impl Outbox {
                 let engine = driver.engine.borrow();
                 match keys_argument(&keys)? {
                     None => engine.dead_keys(),
-                    Some(keys) => keys.into_iter().filter(|k| engine.is_dead(k)).collect(),
+                    Some(mut keys) => {
+                        keys.retain(|k| engine.is_dead(k));
+                        keys
+                    }
                 }
             };
             driver.store.discard(&keys).await?;
@@ -406,35 +409,35 @@ impl Driver {
 
     /// Sends one request (one message, or a batch), then records every outcome.
     async fn send(self: Rc<Self>, transmits: Vec<Transmit>) {
-        let metas: Vec<StoredMessage> = {
-            let engine = self.engine.borrow();
-            transmits
-                .iter()
-                .filter_map(|t| {
-                    engine.stored(&t.key).map(|m| StoredMessage {
-                        attempts: t.attempt,
-                        ..m
-                    })
-                })
-                .collect()
-        };
+        let mut metas = Vec::new();
+        for t in &transmits {
+            if let Some(meta) = self.engine.borrow().stored(&t.key) {
+                metas.push(StoredMessage {
+                    attempts: t.attempt,
+                    ..meta
+                });
+            }
+        }
         // The attempt counts are persisted before the request goes out.
         let request = format!("{}:{}", self.tab, transmits[0].request);
-        let bodies = match self.store.begin_attempts(&request, &metas).await {
-            Ok(bodies) => bodies.into_iter().map(Ok).collect(),
-            Err(err) => {
-                self.storage_failed(None, &err);
-                vec![Err(err.message); transmits.len()]
-            }
-        };
+        let bodies = self.store.begin_attempts(&request, &metas).await;
+        if let Err(err) = &bodies {
+            self.storage_failed(None, err);
+        }
         let mut items = Vec::new();
         let mut outcomes = Vec::new();
-        for (transmit, body) in transmits.into_iter().zip(bodies) {
-            match body {
-                Ok(Some(body)) => items.push((transmit, body)),
-                // Delivered or discarded by another tab; its note tells the listeners.
-                Ok(None) => self.engine.borrow_mut().vanished(&transmit.key),
-                Err(message) => outcomes.push((transmit.key, Outcome::NetworkError { message })),
+        for (i, transmit) in transmits.into_iter().enumerate() {
+            match &bodies {
+                Ok(bodies) => match bodies.get(i) {
+                    Some(Some(body)) => items.push((transmit, body.clone())),
+                    // Delivered or discarded by another tab; its note tells the listeners.
+                    Some(None) => self.engine.borrow_mut().vanished(&transmit.key),
+                    None => {}
+                },
+                Err(err) => {
+                    let message = err.message.clone();
+                    outcomes.push((transmit.key, Outcome::NetworkError { message }));
+                }
             }
         }
         match items.len() {
@@ -445,20 +448,21 @@ impl Driver {
             )),
             _ => {
                 let answers = self.sender.send_batch(&items).await;
-                outcomes.extend(items.into_iter().map(|(t, _)| t.key).zip(answers));
+                for ((t, _), answer) in items.into_iter().zip(answers) {
+                    outcomes.push((t.key, answer));
+                }
             }
         }
         if self.closed.get() {
             return; // stays pending in storage; resent with the same key on reopen
         }
-        let settlements: Vec<Settlement> = {
+        let mut settlements = Vec::new();
+        let now = js::now();
+        for (key, outcome) in outcomes {
+            let rand = js::random_unit();
             let mut engine = self.engine.borrow_mut();
-            let now = js::now();
-            outcomes
-                .into_iter()
-                .filter_map(|(key, o)| engine.on_outcome(&key, o, now, js::random_unit()))
-                .collect()
-        };
+            settlements.extend(engine.on_outcome(&key, outcome, now, rand));
+        }
         self.settle(Some(request), settlements).await;
         self.drive();
     }
@@ -469,26 +473,23 @@ impl Driver {
         if settlements.is_empty() && request.is_none() {
             return;
         }
-        let records: Vec<(Settlement, StoredMessage)> = {
-            let engine = self.engine.borrow();
-            settlements
-                .into_iter()
-                .filter_map(|settlement| {
-                    let mut meta = engine.stored(settlement.key())?;
-                    if let Settlement::Dead {
-                        attempts,
-                        last_error,
-                        ..
-                    } = &settlement
-                    {
-                        meta.attempts = *attempts;
-                        meta.last_error = Some(last_error.clone());
-                        meta.next_attempt_at = None;
-                    }
-                    Some((settlement, meta))
-                })
-                .collect()
-        };
+        let mut records = Vec::new();
+        for settlement in settlements {
+            let Some(mut meta) = self.engine.borrow().stored(settlement.key()) else {
+                continue;
+            };
+            if let Settlement::Dead {
+                attempts,
+                last_error,
+                ..
+            } = &settlement
+            {
+                meta.attempts = *attempts;
+                meta.last_error = Some(last_error.clone());
+                meta.next_attempt_at = None;
+            }
+            records.push((settlement, meta));
+        }
         if let Err(err) = self.store.record(request, &records).await {
             self.storage_failed(None, &err);
         }
@@ -527,12 +528,10 @@ impl Driver {
             let event = self.engine.borrow_mut().poll_event();
             let Some(event) = event else { break };
             let event = event_to_js(&event);
-            let listeners: Vec<Function> = self
-                .listeners
-                .borrow()
-                .iter()
-                .map(|(_, f)| f.clone())
-                .collect();
+            let mut listeners = Vec::new();
+            for (_, listener) in self.listeners.borrow().iter() {
+                listeners.push(listener.clone());
+            }
             for listener in listeners {
                 if let Err(err) = listener.call1(&JsValue::NULL, &event) {
                     web_sys_console_error(&err);

@@ -112,8 +112,7 @@ impl Driver {
             Err(err) => self.storage_failed(None, &err),
         }
         // Flushes this tab forwarded to the old sender may never be answered: run them here.
-        let forwarded: Vec<ForwardedFlush> =
-            self.forwarded_flushes.borrow_mut().drain(..).collect();
+        let forwarded = std::mem::take(&mut *self.forwarded_flushes.borrow_mut());
         for waiter in forwarded {
             let local = self.engine.borrow_mut().flush();
             self.local_flushes

@@ -262,13 +262,25 @@ impl Entries {
         Some(&mut self.slots.get_mut(pos.slot as usize)?.as_mut()?.1)
     }
 
-    /// Every position, in order.
-    fn keys(&self) -> impl Iterator<Item = &Pos> + '_ {
-        self.order.iter().map(|(_, pos)| pos)
+    /// Every position, in order. (Loops here and below, not iterator chains: each
+    /// `collect()` of an adapter chain is a copy of its own in the wasm module.)
+    fn positions(&self) -> Vec<Pos> {
+        let mut positions = Vec::with_capacity(self.order.len());
+        for &(_, pos) in &self.order {
+            positions.push(pos);
+        }
+        positions
     }
 
-    fn values(&self) -> impl Iterator<Item = &Entry> + '_ {
-        self.slots.iter().flatten().map(|(_, entry)| entry)
+    /// When the oldest entry was created.
+    fn oldest(&self) -> Option<Millis> {
+        let mut oldest = None;
+        for (_, entry) in self.slots.iter().flatten() {
+            if oldest.is_none_or(|t| entry.created_at < t) {
+                oldest = Some(entry.created_at);
+            }
+        }
+        oldest
     }
 
     fn len(&self) -> usize {
@@ -911,7 +923,7 @@ impl Engine {
             remaining.insert(key.clone(), 0);
         }
         let mut summary = FlushSummary::default();
-        let positions: Vec<Pos> = self.entries.keys().copied().collect();
+        let positions = self.entries.positions();
         for pos in positions {
             let entry = self.entries.get_mut(&pos).expect("listed");
             match entry.state {
@@ -950,7 +962,7 @@ impl Engine {
     /// messages at once. Refuses bad values and changes nothing then.
     pub fn set_flags(&mut self, patch: FlagsPatch, now: Millis) -> Result<Flags, OutboxError> {
         self.flags = self.flags.patched(patch)?;
-        let positions: Vec<Pos> = self.entries.keys().copied().collect();
+        let positions = self.entries.positions();
         for pos in positions {
             let before = self.entries[&pos].armed;
             self.rearm(pos);
@@ -984,7 +996,7 @@ impl Engine {
             Event::Offline
         });
         if online {
-            let positions: Vec<Pos> = self.entries.keys().copied().collect();
+            let positions = self.entries.positions();
             for pos in positions {
                 let entry = self.entries.get_mut(&pos).expect("listed");
                 if entry.wait.network {
@@ -1020,9 +1032,9 @@ impl Engine {
     /// stored truth, including messages the previous sender had in flight.
     pub fn resync(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
         debug_assert!(self.requests == 0, "a mirror has nothing in flight");
-        let flushes: Vec<FlushId> = self.flushes.drain(..).map(|f| f.id).collect();
-        for id in flushes {
-            self.flushes_done.push_back((id, FlushSummary::default()));
+        for flush in std::mem::take(&mut self.flushes) {
+            self.flushes_done
+                .push_back((flush.id, FlushSummary::default()));
         }
         self.entries.clear();
         self.by_key.clear();
@@ -1121,7 +1133,11 @@ impl Engine {
 
     /// The keys of every dead letter.
     pub fn dead_keys(&self) -> Vec<String> {
-        self.dead.keys().cloned().collect()
+        let mut keys = Vec::with_capacity(self.dead.len());
+        for key in self.dead.keys() {
+            keys.push(key.clone());
+        }
+        keys
     }
 
     /// Dead letters moved back to pending storage by the driver, each with a fresh seq
@@ -1199,7 +1215,7 @@ impl Engine {
 
     /// Counts for display.
     pub fn stats(&self, now: Millis) -> Stats {
-        let oldest = self.entries.values().map(|e| e.created_at).min();
+        let oldest = self.entries.oldest();
         Stats {
             pending: self.entries.len(),
             in_flight: self.sending.len(),
@@ -1264,8 +1280,11 @@ impl Engine {
         match self.entries[&pos].group.clone() {
             None => self.rearm(pos),
             Some(g) => {
-                let members: Vec<Pos> = self.members(&g).take(2).collect();
-                for s in members {
+                let (first, second) = {
+                    let mut members = self.members(&g);
+                    (members.next(), members.next())
+                };
+                for s in [first, second].into_iter().flatten() {
                     self.rearm(s);
                 }
             }
@@ -1324,15 +1343,15 @@ impl Engine {
         count: impl Fn(&mut FlushSummary),
         blocked_group: Option<(String, Pos)>,
     ) {
-        let blocked: Vec<String> = match &blocked_group {
+        let mut blocked = Vec::new();
+        if let Some((g, pos)) = &blocked_group {
             // Only a group's head is ever sent, so little is skipped.
-            Some((g, pos)) => self
-                .members(g)
-                .skip_while(|s| s <= pos)
-                .map(|s| self.entries[&s].key.clone())
-                .collect(),
-            None => Vec::new(),
-        };
+            for s in self.members(g) {
+                if s > *pos {
+                    blocked.push(self.entries[&s].key.clone());
+                }
+            }
+        }
         let mut i = 0;
         while i < self.flushes.len() {
             let flush = &mut self.flushes[i];
