@@ -86,6 +86,9 @@ else
   warn "wasm-opt not found (Debian package binaryen): skipping the size optimisation"
 fi
 
+# Short names for the imports from the glue, in the module and the glue (see the script).
+node scripts/short-imports.mjs "$BG" "$OUT/$CRATE.js" | sed "s/^/$P /"
+
 # The engine that will run it must accept it.
 node -e '
   const fs = require("fs");
