@@ -10,7 +10,7 @@
 //! A message's life: admitted (its key reserved) → committed (pending, idle) → in flight →
 //! settling → delivered (gone), idle again (retry), or dead.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::config::{Config, Flags, FlagsPatch};
 use super::error::{ErrorCode, OutboxError};
@@ -189,7 +189,8 @@ pub struct EntryView {
 /// Where a pending message stands: its stored `seq`, then a tie-break drawn from its
 /// key. Two tabs can pick the same `seq` in the same millisecond; the tie-break keeps
 /// their messages distinct and in the same order in every tab. `slot` says where its
-/// entry is in [`Entries`]; it orders nothing that `seq` and `tie` do not.
+/// entry is in [`Entries`] (or, in a [`KeyMap`]'s index, where its key is); it orders
+/// nothing that `seq` and `tie` do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Pos {
     seq: u64,
@@ -206,12 +207,18 @@ const FIRST: Pos = Pos {
 
 impl Pos {
     fn of(seq: u64, key: &str, slot: u32) -> Pos {
-        // FNV-1a: stable across tabs and sessions, unlike std's randomly seeded hasher.
-        let tie = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+        let tie = fnv(key);
         Pos { seq, tie, slot }
     }
+}
+
+/// FNV-1a: stable across tabs and sessions, unlike std's randomly seeded hasher.
+fn fnv(text: &str) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for b in text.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    hash
 }
 
 /// The pending messages: entries in reusable slots, with their positions in order.
@@ -357,10 +364,97 @@ struct Entry {
     bytes: u32,
 }
 
-/// Every index by key string is this one map type, sets included (their values are
-/// unused `0`s), so that the wasm module holds one copy of its B-tree code, not one per
-/// map and set type (and no hash tables).
-type KeyMap = BTreeMap<String, u64>;
+/// A map from strings to numbers, for every index by key string (sets too: their values
+/// are unused `0`s). Not a `BTreeMap<String, u64>`: that would be a second B-tree type in
+/// the wasm module (about 3 KB of gzip). Here the strings sit in reusable slots and the
+/// index is `(hash, slot)` pairs in the set type `ready` uses; strings of equal hashes
+/// are told apart by comparison, so every operation stays O(log n).
+#[derive(Default)]
+struct KeyMap {
+    slots: Vec<Option<(String, u64)>>,
+    free: Vec<u32>,
+    /// `(fnv(key), Pos { slot, .. })` for every key; `seq` and `tie` are 0.
+    index: BTreeSet<(u64, Pos)>,
+}
+
+impl KeyMap {
+    /// The index entry of the key in `slot`.
+    fn entry(key: &str, slot: u32) -> (u64, Pos) {
+        (fnv(key), Pos { slot, ..FIRST })
+    }
+
+    /// The slot that holds `key`, if any.
+    fn find(&self, key: &str) -> Option<u32> {
+        let hash = fnv(key);
+        for &(h, pos) in self.index.range((hash, FIRST)..) {
+            if h != hash {
+                break;
+            }
+            if let Some((k, _)) = &self.slots[pos.slot as usize] {
+                if k == key {
+                    return Some(pos.slot);
+                }
+            }
+        }
+        None
+    }
+
+    fn get(&self, key: &str) -> Option<&u64> {
+        let (_, value) = self.slots[self.find(key)? as usize].as_ref()?;
+        Some(value)
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// Sets `key`'s value; returns the one it replaced.
+    fn insert(&mut self, key: String, value: u64) -> Option<u64> {
+        if let Some(slot) = self.find(&key) {
+            let (_, old) = self.slots[slot as usize].as_mut()?;
+            return Some(std::mem::replace(old, value));
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(None);
+                self.slots.len() as u32 - 1
+            }
+        };
+        self.index.insert(KeyMap::entry(&key, slot));
+        self.slots[slot as usize] = Some((key, value));
+        None
+    }
+
+    fn remove(&mut self, key: &str) -> Option<u64> {
+        let slot = self.find(key)?;
+        self.index.remove(&KeyMap::entry(key, slot));
+        self.free.push(slot);
+        let (_, value) = self.slots[slot as usize].take()?;
+        Some(value)
+    }
+
+    /// Every key, in no particular order.
+    fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::with_capacity(self.index.len());
+        for (key, _) in self.slots.iter().flatten() {
+            keys.push(key.clone());
+        }
+        keys
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn clear(&mut self) {
+        *self = KeyMap::default();
+    }
+}
 
 struct Flush {
     id: FlushId,
@@ -418,13 +512,13 @@ impl Engine {
             sender: true,
             next_seq: 1,
             entries: Entries::default(),
-            by_key: KeyMap::new(),
-            group_ids: KeyMap::new(),
+            by_key: KeyMap::default(),
+            group_ids: KeyMap::default(),
             next_group: 0,
             grouped: BTreeSet::new(),
             ready: BTreeSet::new(),
-            reserved: KeyMap::new(),
-            dead: KeyMap::new(),
+            reserved: KeyMap::default(),
+            dead: KeyMap::default(),
             sending: BTreeSet::new(),
             requests: 0,
             next_request: 1,
@@ -918,9 +1012,9 @@ impl Engine {
     pub fn flush(&mut self) -> FlushId {
         let id = self.next_flush;
         self.next_flush += 1;
-        let mut remaining = KeyMap::new();
+        let mut remaining = KeyMap::default();
         for key in self.by_key.keys() {
-            remaining.insert(key.clone(), 0);
+            remaining.insert(key, 0);
         }
         let mut summary = FlushSummary::default();
         let positions = self.entries.positions();
@@ -1133,11 +1227,7 @@ impl Engine {
 
     /// The keys of every dead letter.
     pub fn dead_keys(&self) -> Vec<String> {
-        let mut keys = Vec::with_capacity(self.dead.len());
-        for key in self.dead.keys() {
-            keys.push(key.clone());
-        }
-        keys
+        self.dead.keys()
     }
 
     /// Dead letters moved back to pending storage by the driver, each with a fresh seq
@@ -1231,10 +1321,14 @@ impl Engine {
     fn insert(&mut self, m: StoredMessage, wait: Wait) {
         let pos = Pos::of(m.seq, &m.key, self.entries.vacant());
         if let Some(g) = &m.group {
-            let id = *self.group_ids.entry(g.clone()).or_insert_with(|| {
-                self.next_group += 1;
-                self.next_group
-            });
+            let id = match self.group_ids.get(g) {
+                Some(&id) => id,
+                None => {
+                    self.next_group += 1;
+                    self.group_ids.insert(g.clone(), self.next_group);
+                    self.next_group
+                }
+            };
             self.grouped.insert((id, pos));
         }
         self.by_key.insert(m.key.clone(), pos.slot.into());
@@ -1265,7 +1359,8 @@ impl Engine {
         let entry = self.entries.remove(&pos).expect("removing a known entry");
         self.by_key.remove(&entry.key);
         if let Some(g) = entry.group {
-            self.grouped.remove(&(self.group_ids[&g], pos));
+            let id = self.group_ids.get(&g).copied().unwrap_or(0);
+            self.grouped.remove(&(id, pos));
             let head = self.members(&g).next();
             match head {
                 Some(next) => self.arm(next),
@@ -1423,6 +1518,30 @@ mod tests {
             last_error: None,
             bytes: 0,
         }
+    }
+
+    #[test]
+    fn a_key_map_behaves_like_a_btree_map() {
+        let mut map = KeyMap::default();
+        let mut model = std::collections::BTreeMap::new();
+        for i in 0..2_000u64 {
+            let key = format!("k{}", (i * 7919) % 500);
+            if i % 3 == 0 {
+                assert_eq!(map.remove(&key), model.remove(&key), "{key}");
+            } else {
+                assert_eq!(map.insert(key.clone(), i), model.insert(key, i));
+            }
+            assert_eq!(map.len(), model.len());
+        }
+        for i in 0..600 {
+            let key = format!("k{i}");
+            assert_eq!(map.get(&key), model.get(&key), "{key}");
+        }
+        let mut keys = map.keys();
+        keys.sort();
+        assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
+        map.clear();
+        assert!(map.is_empty() && !map.contains_key("k1"));
     }
 
     #[test]
