@@ -64,8 +64,9 @@ if [ -n "$WASM_OPT_BIN" ]; then
     --enable-multivalue
   )
   # Flattening and re-looping first, then -Oz twice: about 0.4 KB less gzip than one
-  # -Oz, for a few seconds more.
-  PASSES=(--flatten --rereloop -Oz -Oz)
+  # -Oz, for a few seconds more. The producers and target-features sections are
+  # metadata no engine reads.
+  PASSES=(--flatten --rereloop -Oz -Oz --strip-producers --strip-target-features)
   before=$(wc -c <"$BG")
   log "$WASM_OPT_BIN ${PASSES[*]} ($("$WASM_OPT_BIN" --version))"
   if ! "$WASM_OPT_BIN" "${PASSES[@]}" "${FEATURES[@]}" "$BG" -o "$BG.opt" 2>"$BG.check"; then
