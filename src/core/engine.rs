@@ -299,12 +299,23 @@ impl Entries {
     }
 }
 
+// Every `entries[&pos]` panics with the same message at the same place: one panic site
+// in the wasm module instead of one per `expect`.
 impl std::ops::Index<&Pos> for Entries {
     type Output = Entry;
 
     fn index(&self, pos: &Pos) -> &Entry {
         let (_, entry) = self.slots[pos.slot as usize]
             .as_ref()
+            .expect("a known entry");
+        entry
+    }
+}
+
+impl std::ops::IndexMut<&Pos> for Entries {
+    fn index_mut(&mut self, pos: &Pos) -> &mut Entry {
+        let (_, entry) = self.slots[pos.slot as usize]
+            .as_mut()
             .expect("a known entry");
         entry
     }
@@ -699,7 +710,7 @@ impl Engine {
             self.requests += 1;
         }
         self.sending.insert((request, pos));
-        let entry = self.entries.get_mut(&pos).expect("armed entries exist");
+        let entry = &mut self.entries[&pos];
         let attempt = entry.attempts.saturating_add(1);
         entry.state = State::InFlight { attempt, request };
         entry.forced = false;
@@ -746,7 +757,7 @@ impl Engine {
         now: Millis,
     ) -> Action {
         self.disarm(pos);
-        let entry = self.entries.get_mut(&pos).expect("armed entries exist");
+        let entry = &mut self.entries[&pos];
         let settlement = Settlement::Dead {
             key: entry.key.clone(),
             reason,
@@ -932,7 +943,7 @@ impl Engine {
         let Some(pos) = self.pos_of(key) else {
             return;
         };
-        let entry = self.entries.get_mut(&pos).expect("indexed entries exist");
+        let entry = &mut self.entries[&pos];
         let State::Settling {
             settlement,
             request,
@@ -1019,7 +1030,7 @@ impl Engine {
         let mut summary = FlushSummary::default();
         let positions = self.entries.positions();
         for pos in positions {
-            let entry = self.entries.get_mut(&pos).expect("listed");
+            let entry = &mut self.entries[&pos];
             match entry.state {
                 State::Idle => {
                     entry.forced = true;
@@ -1092,7 +1103,7 @@ impl Engine {
         if online {
             let positions = self.entries.positions();
             for pos in positions {
-                let entry = self.entries.get_mut(&pos).expect("listed");
+                let entry = &mut self.entries[&pos];
                 if entry.wait.network {
                     entry.wait.failed_at = None;
                     entry.wait.not_before = 0;
@@ -1181,7 +1192,7 @@ impl Engine {
                 last_error,
             } => {
                 let Some(pos) = pos else { return };
-                let entry = self.entries.get_mut(&pos).expect("indexed");
+                let entry = &mut self.entries[&pos];
                 let counted = attempts > entry.attempts;
                 entry.attempts = attempts;
                 entry.failures = entry.failures.saturating_add(1);
@@ -1407,7 +1418,7 @@ impl Engine {
         if self.entries[&pos].armed.is_some() || !self.is_head(pos) {
             return;
         }
-        let entry = self.entries.get_mut(&pos).expect("arming a known entry");
+        let entry = &mut self.entries[&pos];
         if entry.state != State::Idle {
             return;
         }
@@ -1465,7 +1476,7 @@ impl Engine {
         }
         for k in blocked {
             if let Some(s) = self.pos_of(&k) {
-                self.entries.get_mut(&s).expect("indexed").forced = false;
+                self.entries[&s].forced = false;
             }
         }
     }
