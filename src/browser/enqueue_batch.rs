@@ -49,7 +49,7 @@ impl Driver {
     pub(super) fn enqueue(self: Rc<Self>, payload: JsValue, options: &JsValue) -> Promise {
         let admitted = self.check_open().and_then(|()| {
             let (key, group) = key_and_group(options)?;
-            let max = self.engine.borrow().config().max_payload_bytes;
+            let max = self.engine_ref().config().max_payload_bytes;
             let encoded = js::encode_payload(&payload, max as f64);
             let body = js::get(&encoded, "text");
             if body.is_undefined() {
@@ -62,10 +62,9 @@ impl Driver {
                     js::get(&encoded, "message").as_string().unwrap_or_default(),
                 ));
             }
-            let admitted =
-                self.engine
-                    .borrow_mut()
-                    .admit(key, group, js::now(), js::random_bytes())?;
+            let admitted = self
+                .engine_mut()
+                .admit(key, group, js::now(), js::random_bytes())?;
             Ok((admitted, body))
         });
         let (admitted, body) = match admitted {
@@ -116,11 +115,11 @@ impl Driver {
                     Ok(()) => {
                         let message = enqueued(&w.admitted, &w.payload);
                         announced.push(w.admitted.stored());
-                        self.engine.borrow_mut().commit_admitted(w.admitted);
+                        self.engine_mut().commit_admitted(w.admitted);
                         let _ = w.resolve.call1(&JsValue::NULL, &message);
                     }
                     Err(err) => {
-                        self.engine.borrow_mut().abort_admitted(&w.admitted.key);
+                        self.engine_mut().abort_admitted(&w.admitted.key);
                         let _ = w.reject.call1(&JsValue::NULL, &err.into());
                     }
                 }

@@ -6,7 +6,7 @@
 //! microtask, after the Rust call that made them has returned and released its borrows,
 //! so a listener may call any method of the outbox.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
@@ -41,7 +41,8 @@ pub struct Outbox {
 
 /// The state shared by the JS object and the tasks it starts.
 pub(super) struct Driver {
-    pub(super) engine: RefCell<Engine>,
+    /// Borrowed through [`Driver::engine_mut`] and [`Driver::engine_ref`] only.
+    engine: RefCell<Engine>,
     pub(super) store: Store,
     sender: Sender,
     timer: RefCell<WakeTimer>,
@@ -155,7 +156,7 @@ impl Outbox {
         let weak = Rc::downgrade(&driver);
         *driver.connectivity.borrow_mut() = Some(Connectivity::listen(move |online| {
             if let Some(driver) = weak.upgrade() {
-                driver.engine.borrow_mut().set_online(online);
+                driver.engine_mut().set_online(online);
                 driver.drive();
             }
         }));
@@ -178,7 +179,7 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let list = driver.store.list_pending().await?;
-            let engine = driver.engine.borrow();
+            let engine = driver.engine_ref();
             let array = Array::new();
             for (m, body) in &list {
                 array.push(&pending_record(m, body, &engine));
@@ -214,14 +215,14 @@ impl Outbox {
             let moved = driver
                 .store
                 .redrive(keys.as_deref(), now, move || {
-                    allocator.engine.borrow_mut().allocate_seq(now)
+                    allocator.engine_mut().allocate_seq(now)
                 })
                 .await?;
             let count = moved.len();
             driver.tell(&Note::Redriven {
                 messages: moved.clone(),
             });
-            driver.engine.borrow_mut().redriven(moved);
+            driver.engine_mut().redriven(moved);
             driver.drive();
             Ok(count.into())
         })
@@ -234,7 +235,7 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let keys = {
-                let engine = driver.engine.borrow();
+                let engine = driver.engine_ref();
                 match keys_argument(&keys)? {
                     None => engine.dead_keys(),
                     Some(mut keys) => {
@@ -246,7 +247,7 @@ impl Outbox {
             driver.store.discard(&keys).await?;
             let count = keys.len();
             driver.tell(&Note::Discarded { keys: keys.clone() });
-            driver.engine.borrow_mut().discarded(keys);
+            driver.engine_mut().discarded(keys);
             driver.drive();
             Ok(count.into())
         })
@@ -260,7 +261,7 @@ impl Outbox {
         if let Some(forwarded) = self.driver.forward_flush() {
             return forwarded;
         }
-        let id = self.driver.engine.borrow_mut().flush();
+        let id = self.driver.engine_mut().flush();
         let waiter = Promise::new(&mut |resolve, reject| {
             self.driver
                 .flush_waiters
@@ -278,7 +279,7 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let patch = options::flags_patch(&patch).map_err(invalid_options)?;
-            let flags = driver.engine.borrow_mut().set_flags(patch, js::now())?;
+            let flags = driver.engine_mut().set_flags(patch, js::now())?;
             driver.drive();
             driver.store.save_flags(&flags).await?;
             driver.tell(&Note::Flags { flags });
@@ -288,22 +289,22 @@ impl Outbox {
 
     /// The current flags.
     pub fn flags(&self) -> JsValue {
-        flags_to_js(&self.driver.engine.borrow().flags())
+        flags_to_js(&self.driver.engine_ref().flags())
     }
 
     /// Counts for a status display.
     pub fn stats(&self) -> JsValue {
-        stats_to_js(&self.driver.engine.borrow().stats(js::now()))
+        stats_to_js(&self.driver.engine_ref().stats(js::now()))
     }
 
     /// Stops automatic sending (flush still sends) until `resume()`.
     pub fn pause(&self) {
-        self.driver.engine.borrow_mut().set_paused(true);
+        self.driver.engine_mut().set_paused(true);
     }
 
     /// Resumes automatic sending.
     pub fn resume(&self) {
-        self.driver.engine.borrow_mut().set_paused(false);
+        self.driver.engine_mut().set_paused(false);
         self.driver.drive();
     }
 
@@ -344,6 +345,18 @@ impl Outbox {
 }
 
 impl Driver {
+    /// The engine, borrowed mutably. Every borrow goes through here (and
+    /// [`Driver::engine_ref`]): `RefCell` records the caller of each borrow for its
+    /// panic message, and one caller is one location in the wasm module, not forty.
+    pub(super) fn engine_mut(&self) -> RefMut<'_, Engine> {
+        self.engine.borrow_mut()
+    }
+
+    /// The engine, borrowed shared (see [`Driver::engine_mut`]).
+    pub(super) fn engine_ref(&self) -> Ref<'_, Engine> {
+        self.engine.borrow()
+    }
+
     pub(super) fn check_open(&self) -> Result<(), OutboxError> {
         if self.closed.get() {
             return Err(OutboxError::new(ErrorCode::Closed, "the outbox was closed"));
@@ -358,7 +371,7 @@ impl Driver {
         }
         let now = js::now();
         loop {
-            let action = self.engine.borrow_mut().poll_action(now);
+            let action = self.engine_mut().poll_action(now);
             match action {
                 None => break,
                 Some(Action::Send(first)) => {
@@ -374,7 +387,7 @@ impl Driver {
                 }
             }
         }
-        let deadline = self.engine.borrow().poll_timeout();
+        let deadline = self.engine_ref().poll_timeout();
         let weak = Rc::downgrade(self);
         self.timer.borrow_mut().set(deadline, now, move || {
             if let Some(driver) = weak.upgrade() {
@@ -391,7 +404,7 @@ impl Driver {
         if self.sender.batch_endpoint.is_none() {
             return batch;
         }
-        let mut engine = self.engine.borrow_mut();
+        let mut engine = self.engine_mut();
         let (max_items, max_bytes) = (
             engine.config().batch_max_items,
             engine.config().batch_max_bytes,
@@ -411,7 +424,7 @@ impl Driver {
     async fn send(self: Rc<Self>, transmits: Vec<Transmit>) {
         let mut metas = Vec::new();
         for t in &transmits {
-            if let Some(meta) = self.engine.borrow().stored(&t.key) {
+            if let Some(meta) = self.engine_ref().stored(&t.key) {
                 metas.push(StoredMessage {
                     attempts: t.attempt,
                     ..meta
@@ -431,7 +444,7 @@ impl Driver {
                 Ok(bodies) => match bodies.get(i) {
                     Some(Some(body)) => items.push((transmit, body.clone())),
                     // Delivered or discarded by another tab; its note tells the listeners.
-                    Some(None) => self.engine.borrow_mut().vanished(&transmit.key),
+                    Some(None) => self.engine_mut().vanished(&transmit.key),
                     None => {}
                 },
                 Err(err) => {
@@ -460,7 +473,7 @@ impl Driver {
         let now = js::now();
         for (key, outcome) in outcomes {
             let rand = js::random_unit();
-            let mut engine = self.engine.borrow_mut();
+            let mut engine = self.engine_mut();
             settlements.extend(engine.on_outcome(&key, outcome, now, rand));
         }
         self.settle(Some(request), settlements).await;
@@ -475,7 +488,7 @@ impl Driver {
         }
         let mut records = Vec::new();
         for settlement in settlements {
-            let Some(mut meta) = self.engine.borrow().stored(settlement.key()) else {
+            let Some(mut meta) = self.engine_ref().stored(settlement.key()) else {
                 continue;
             };
             if let Settlement::Dead {
@@ -497,7 +510,7 @@ impl Driver {
             return;
         }
         for (settlement, _) in records {
-            self.engine.borrow_mut().commit(settlement.key());
+            self.engine_mut().commit(settlement.key());
             self.tell(&Note::Settled { settlement });
         }
     }
@@ -507,7 +520,7 @@ impl Driver {
             key: key.map(String::from),
             message: err.to_string(),
         };
-        self.engine.borrow_mut().push_event(event);
+        self.engine_mut().push_event(event);
     }
 
     fn schedule_delivery(self: &Rc<Self>) {
@@ -525,7 +538,7 @@ impl Driver {
     /// while JS runs.
     fn deliver(&self) {
         loop {
-            let event = self.engine.borrow_mut().poll_event();
+            let event = self.engine_mut().poll_event();
             let Some(event) = event else { break };
             let event = event_to_js(&event);
             let mut listeners = Vec::new();
@@ -539,7 +552,7 @@ impl Driver {
             }
         }
         loop {
-            let done = self.engine.borrow_mut().poll_flush_done();
+            let done = self.engine_mut().poll_flush_done();
             let Some((id, summary)) = done else { break };
             if self.answer_remote_flush(id, summary) {
                 continue;
