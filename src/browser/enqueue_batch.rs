@@ -71,15 +71,13 @@ impl Driver {
             Ok(ok) => ok,
             Err(err) => return reject(err),
         };
-        let waiter = Promise::new(&mut |resolve, reject| {
-            let waiting = Waiting {
-                admitted: admitted.clone(),
-                body: body.clone(),
-                payload: payload.clone(),
-                resolve,
-                reject,
-            };
-            self.batch.borrow_mut().queue.push(waiting);
+        let (waiter, resolve, reject) = js::new_promise();
+        self.batch.borrow_mut().queue.push(Waiting {
+            admitted,
+            body,
+            payload,
+            resolve,
+            reject,
         });
         let start = !std::mem::replace(&mut self.batch.borrow_mut().writing, true);
         if start {

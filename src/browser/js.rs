@@ -86,6 +86,23 @@ pub fn random_unit() -> f64 {
     js_sys::Math::random()
 }
 
+/// A new promise with its `resolve` and `reject` functions. Made with
+/// `Promise::new_typed`, as `future_to_promise` makes its promises: one constructor's
+/// glue in the package instead of two.
+pub fn new_promise() -> (js_sys::Promise, js_sys::Function, js_sys::Function) {
+    let mut ends = None;
+    let promise = js_sys::Promise::new_typed::<JsValue>(&mut |resolve, reject| {
+        ends = Some((resolve, reject));
+    });
+    // The executor runs before the constructor returns.
+    let (resolve, reject) = ends.expect("Promise runs its executor at once");
+    (
+        promise.unchecked_into(),
+        resolve.unchecked_into(),
+        reject.unchecked_into(),
+    )
+}
+
 /// Reads a property.
 pub fn get(target: &JsValue, name: &str) -> JsValue {
     Reflect::get(target, &name.into()).unwrap_or(JsValue::UNDEFINED)

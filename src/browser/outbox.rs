@@ -262,12 +262,11 @@ impl Outbox {
             return forwarded;
         }
         let id = self.driver.engine_mut().flush();
-        let waiter = Promise::new(&mut |resolve, reject| {
-            self.driver
-                .flush_waiters
-                .borrow_mut()
-                .push((id, resolve, reject))
-        });
+        let (waiter, resolve, reject) = js::new_promise();
+        self.driver
+            .flush_waiters
+            .borrow_mut()
+            .push((id, resolve, reject));
         self.driver.drive();
         waiter
     }

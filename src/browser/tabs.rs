@@ -205,11 +205,10 @@ impl Driver {
             return None;
         }
         let id = (super::js::random_unit() * 9_007_199_254_740_991.0) as u64;
-        let waiter = Promise::new(&mut |resolve, _| {
-            self.forwarded_flushes
-                .borrow_mut()
-                .push(ForwardedFlush { id, resolve });
-        });
+        let (waiter, resolve, _) = super::js::new_promise();
+        self.forwarded_flushes
+            .borrow_mut()
+            .push(ForwardedFlush { id, resolve });
         self.tell(&Note::FlushRequest {
             id,
             from: self.tab.clone(),
