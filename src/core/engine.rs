@@ -221,13 +221,63 @@ fn fnv(text: &str) -> u64 {
     hash
 }
 
+/// Values in reusable numbered slots: the storage under [`Entries`] and [`KeyMap`].
+struct Slots<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots {
+            items: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slots<T> {
+    /// The slot the next [`Slots::put`] fills.
+    fn vacant(&self) -> u32 {
+        match self.free.last() {
+            Some(&slot) => slot,
+            None => self.items.len() as u32,
+        }
+    }
+
+    /// Stores `value` in the slot [`Slots::vacant`] names, and returns that slot.
+    fn put(&mut self, value: T) -> u32 {
+        let slot = self.vacant();
+        if slot as usize == self.items.len() {
+            self.items.push(None);
+        } else {
+            self.free.pop();
+        }
+        self.items[slot as usize] = Some(value);
+        slot
+    }
+
+    fn take(&mut self, slot: u32) -> Option<T> {
+        let value = self.items.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        Some(value)
+    }
+
+    fn get(&self, slot: u32) -> Option<&T> {
+        self.items.get(slot as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
+        self.items.get_mut(slot as usize)?.as_mut()
+    }
+}
+
 /// The pending messages: entries in reusable slots, with their positions in order.
-/// A slab and a set keyed like `Engine::ready`, not a `BTreeMap<Pos, Entry>`: that
+/// Slots and a set keyed like `Engine::ready`, not a `BTreeMap<Pos, Entry>`: that
 /// would be one more B-tree type, whose code costs about 3 KB of gzip in the wasm.
 #[derive(Default)]
 struct Entries {
-    slots: Vec<Option<(Pos, Entry)>>,
-    free: Vec<u32>,
+    slots: Slots<(Pos, Entry)>,
     /// `(0, pos)` for every entry; the 0 gives it `ready`'s key type.
     order: BTreeSet<(u64, Pos)>,
 }
@@ -235,38 +285,29 @@ struct Entries {
 impl Entries {
     /// The slot the next [`Entries::insert`] should use.
     fn vacant(&self) -> u32 {
-        match self.free.last() {
-            Some(&slot) => slot,
-            None => self.slots.len() as u32,
-        }
+        self.slots.vacant()
     }
 
     /// Stores an entry at `pos`, whose slot came from [`Entries::vacant`].
     fn insert(&mut self, pos: Pos, entry: Entry) {
-        let slot = pos.slot as usize;
-        if slot == self.slots.len() {
-            self.slots.push(None);
-        } else {
-            self.free.pop();
-        }
-        self.slots[slot] = Some((pos, entry));
+        let slot = self.slots.put((pos, entry));
+        debug_assert_eq!(slot, pos.slot, "the slot from `vacant`");
         self.order.insert((0, pos));
     }
 
     fn remove(&mut self, pos: &Pos) -> Option<Entry> {
-        let (_, entry) = self.slots.get_mut(pos.slot as usize)?.take()?;
-        self.free.push(pos.slot);
+        let (_, entry) = self.slots.take(pos.slot)?;
         self.order.remove(&(0, *pos));
         Some(entry)
     }
 
     /// The position of the entry in `slot`, if there is one.
     fn pos_at(&self, slot: u64) -> Option<Pos> {
-        Some(self.slots.get(slot as usize)?.as_ref()?.0)
+        Some(self.slots.get(u32::try_from(slot).ok()?)?.0)
     }
 
     fn get_mut(&mut self, pos: &Pos) -> Option<&mut Entry> {
-        Some(&mut self.slots.get_mut(pos.slot as usize)?.as_mut()?.1)
+        Some(&mut self.slots.get_mut(pos.slot)?.1)
     }
 
     /// Every position, in order. (Loops here and below, not iterator chains: each
@@ -282,7 +323,7 @@ impl Entries {
     /// When the oldest entry was created.
     fn oldest(&self) -> Option<Millis> {
         let mut oldest = None;
-        for (_, entry) in self.slots.iter().flatten() {
+        for (_, entry) in self.slots.items.iter().flatten() {
             if oldest.is_none_or(|t| entry.created_at < t) {
                 oldest = Some(entry.created_at);
             }
@@ -305,18 +346,14 @@ impl std::ops::Index<&Pos> for Entries {
     type Output = Entry;
 
     fn index(&self, pos: &Pos) -> &Entry {
-        let (_, entry) = self.slots[pos.slot as usize]
-            .as_ref()
-            .expect("a known entry");
+        let (_, entry) = self.slots.get(pos.slot).expect("a known entry");
         entry
     }
 }
 
 impl std::ops::IndexMut<&Pos> for Entries {
     fn index_mut(&mut self, pos: &Pos) -> &mut Entry {
-        let (_, entry) = self.slots[pos.slot as usize]
-            .as_mut()
-            .expect("a known entry");
+        let (_, entry) = self.slots.get_mut(pos.slot).expect("a known entry");
         entry
     }
 }
@@ -382,8 +419,7 @@ struct Entry {
 /// are told apart by comparison, so every operation stays O(log n).
 #[derive(Default)]
 struct KeyMap {
-    slots: Vec<Option<(String, u64)>>,
-    free: Vec<u32>,
+    slots: Slots<(String, u64)>,
     /// `(fnv(key), Pos { slot, .. })` for every key; `seq` and `tie` are 0.
     index: BTreeSet<(u64, Pos)>,
 }
@@ -401,7 +437,7 @@ impl KeyMap {
             if h != hash {
                 break;
             }
-            if let Some((k, _)) = &self.slots[pos.slot as usize] {
+            if let Some((k, _)) = self.slots.get(pos.slot) {
                 if k == key {
                     return Some(pos.slot);
                 }
@@ -411,7 +447,7 @@ impl KeyMap {
     }
 
     fn get(&self, key: &str) -> Option<&u64> {
-        let (_, value) = self.slots[self.find(key)? as usize].as_ref()?;
+        let (_, value) = self.slots.get(self.find(key)?)?;
         Some(value)
     }
 
@@ -422,33 +458,25 @@ impl KeyMap {
     /// Sets `key`'s value; returns the one it replaced.
     fn insert(&mut self, key: String, value: u64) -> Option<u64> {
         if let Some(slot) = self.find(&key) {
-            let (_, old) = self.slots[slot as usize].as_mut()?;
+            let (_, old) = self.slots.get_mut(slot)?;
             return Some(std::mem::replace(old, value));
         }
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(None);
-                self.slots.len() as u32 - 1
-            }
-        };
-        self.index.insert(KeyMap::entry(&key, slot));
-        self.slots[slot as usize] = Some((key, value));
+        self.index.insert(KeyMap::entry(&key, self.slots.vacant()));
+        self.slots.put((key, value));
         None
     }
 
     fn remove(&mut self, key: &str) -> Option<u64> {
         let slot = self.find(key)?;
         self.index.remove(&KeyMap::entry(key, slot));
-        self.free.push(slot);
-        let (_, value) = self.slots[slot as usize].take()?;
+        let (_, value) = self.slots.take(slot)?;
         Some(value)
     }
 
     /// Every key, in no particular order.
     fn keys(&self) -> Vec<String> {
         let mut keys = Vec::with_capacity(self.index.len());
-        for (key, _) in self.slots.iter().flatten() {
+        for (key, _) in self.slots.items.iter().flatten() {
             keys.push(key.clone());
         }
         keys
