@@ -11,14 +11,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::EventTarget;
 
-use super::convert::{nullable_number, number, string, whole};
-use super::js::{self, get, set};
+use super::convert::{nullable_number, number, string, string_array, whole};
+use super::js::{self, get, set, Listener};
 use super::records::{
     flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, message_from_js,
     message_to_js, reason_from_js, reason_str,
@@ -50,12 +48,20 @@ pub enum Note {
 }
 
 fn messages_to_js(messages: &[StoredMessage]) -> JsValue {
-    messages.iter().map(message_to_js).collect::<Array>().into()
+    let array = Array::new();
+    for m in messages {
+        array.push(&message_to_js(m));
+    }
+    array.into()
 }
 
 fn messages_from_js(value: &JsValue) -> Option<Vec<StoredMessage>> {
     let array: &Array = value.dyn_ref()?;
-    array.iter().map(|m| message_from_js(&m).ok()).collect()
+    let mut messages = Vec::new();
+    for m in array.iter() {
+        messages.push(message_from_js(&m).ok()?);
+    }
+    Some(messages)
 }
 
 impl Note {
@@ -76,8 +82,7 @@ impl Note {
                 "redriven"
             }
             Note::Discarded { keys } => {
-                let keys: Array = keys.iter().map(|k| JsValue::from(k.as_str())).collect();
-                field("keys", keys.into());
+                field("keys", string_array(keys).into());
                 "discarded"
             }
             Note::Flags { flags } => {
@@ -113,10 +118,12 @@ impl Note {
                 messages: messages_from_js(&get(data, "messages"))?,
             },
             "discarded" => {
-                let keys: Array = get(data, "keys").dyn_into().ok()?;
-                Note::Discarded {
-                    keys: keys.iter().map(|k| k.as_string()).collect::<Option<_>>()?,
+                let array: Array = get(data, "keys").dyn_into().ok()?;
+                let mut keys = Vec::new();
+                for k in array.iter() {
+                    keys.push(k.as_string()?);
                 }
+                Note::Discarded { keys }
             }
             "flags" => Note::Flags {
                 flags: flags_from_js(&get(data, "flags"))?,
@@ -218,7 +225,7 @@ const BUNCH_MS: u32 = 8;
 #[must_use = "the channel is closed when this is dropped"]
 pub struct Channel {
     channel: JsValue,
-    _listener: EventListener,
+    _listener: Listener,
     outgoing: Rc<Outgoing>,
 }
 
@@ -231,7 +238,10 @@ struct Outgoing {
 
 impl Outgoing {
     fn post_now(&self, channel: &JsValue) {
-        let notes: Array = self.notes.borrow_mut().drain(..).collect();
+        let notes = Array::new();
+        for note in self.notes.borrow_mut().drain(..) {
+            notes.push(&note);
+        }
         if notes.length() == 0 {
             return;
         }
@@ -250,14 +260,15 @@ impl Channel {
             .ok()?;
         let args = js_sys::Array::of1(&format!("durable-outbox/{name}").into());
         let channel = js_sys::Reflect::construct(&constructor, &args).ok()?;
-        let target: EventTarget = channel.clone().unchecked_into();
-        let listener = EventListener::new(&target, "message", move |event| {
-            let data = js::get(event, "data");
+        let listener = Listener::new(&channel, "message", move |event| {
+            let data = js::get(&event, "data");
             let Some(notes) = data.dyn_ref::<Array>() else {
                 return;
             };
-            for note in notes.iter().filter_map(|n| Note::from_js(&n)) {
-                on_note(note);
+            for note in notes.iter() {
+                if let Some(note) = Note::from_js(&note) {
+                    on_note(note);
+                }
             }
         });
         Some(Channel {

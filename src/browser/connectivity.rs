@@ -1,26 +1,22 @@
 //! The browser's `online` / `offline` events, as RAII listeners.
 
-use gloo_events::EventListener;
-use wasm_bindgen::JsCast;
-use web_sys::EventTarget;
-
-use super::js;
+use super::js::{self, Listener};
 
 /// Listens for connectivity changes while alive.
 #[must_use = "the listeners are removed when this is dropped"]
 pub struct Connectivity {
-    _online: EventListener,
-    _offline: EventListener,
+    _online: Listener,
+    _offline: Listener,
 }
 
 impl Connectivity {
     /// Calls `on_change(true)` on `online` and `on_change(false)` on `offline`.
     pub fn listen(on_change: impl Fn(bool) + Clone + 'static) -> Connectivity {
-        let target: EventTarget = js_sys::global().unchecked_into();
+        let target = js_sys::global().into();
         let up = on_change.clone();
         Connectivity {
-            _online: EventListener::new(&target, "online", move |_| up(true)),
-            _offline: EventListener::new(&target, "offline", move |_| on_change(false)),
+            _online: Listener::new(&target, "online", move |_| up(true)),
+            _offline: Listener::new(&target, "offline", move |_| on_change(false)),
         }
     }
 }

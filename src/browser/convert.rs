@@ -6,10 +6,23 @@
 //! a field that is missing or of the wrong type. Reading what an app passed in: the
 //! `optional_*` readers tell "absent" (`undefined` or `null`) from "wrong", so bad input
 //! is refused with a message that names the field.
+//!
+//! Lists are built and read with plain loops: every `collect()` over an iterator chain is
+//! its own copy of the iterator code in the wasm module, a loop costs a few bytes.
 
+use js_sys::Array;
 use wasm_bindgen::JsValue;
 
 use super::js::get;
+
+/// A JS array of the strings.
+pub fn string_array(items: &[String]) -> Array {
+    let array = Array::new();
+    for item in items {
+        array.push(&item.into());
+    }
+    array
+}
 
 /// A whole number as a JS number (every value the package hands out is a safe integer).
 pub fn number(value: u64) -> JsValue {

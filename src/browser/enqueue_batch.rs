@@ -49,7 +49,7 @@ impl Driver {
     pub(super) fn enqueue(self: Rc<Self>, payload: JsValue, options: &JsValue) -> Promise {
         let admitted = self.check_open().and_then(|()| {
             let (key, group) = key_and_group(options)?;
-            let max = self.engine.borrow().config().max_payload_bytes;
+            let max = self.engine_ref().config().max_payload_bytes;
             let encoded = js::encode_payload(&payload, max as f64);
             let body = js::get(&encoded, "text");
             if body.is_undefined() {
@@ -62,25 +62,22 @@ impl Driver {
                     js::get(&encoded, "message").as_string().unwrap_or_default(),
                 ));
             }
-            let admitted =
-                self.engine
-                    .borrow_mut()
-                    .admit(key, group, js::now(), js::random_bytes())?;
+            let admitted = self
+                .engine_mut()
+                .admit(key, group, js::now(), js::random_bytes())?;
             Ok((admitted, body))
         });
         let (admitted, body) = match admitted {
             Ok(ok) => ok,
             Err(err) => return reject(err),
         };
-        let waiter = Promise::new(&mut |resolve, reject| {
-            let waiting = Waiting {
-                admitted: admitted.clone(),
-                body: body.clone(),
-                payload: payload.clone(),
-                resolve,
-                reject,
-            };
-            self.batch.borrow_mut().queue.push(waiting);
+        let (waiter, resolve, reject) = js::new_promise();
+        self.batch.borrow_mut().queue.push(Waiting {
+            admitted,
+            body,
+            payload,
+            resolve,
+            reject,
         });
         let start = !std::mem::replace(&mut self.batch.borrow_mut().writing, true);
         if start {
@@ -97,10 +94,10 @@ impl Driver {
                 self.batch.borrow_mut().writing = false;
                 return;
             }
-            let records: Vec<_> = batch
-                .iter()
-                .map(|w| (w.admitted.stored(), w.body.clone()))
-                .collect();
+            let mut records = Vec::new();
+            for w in &batch {
+                records.push((w.admitted.stored(), w.body.clone()));
+            }
             let written = self.store.insert(&records).await;
             let mut announced = Vec::new();
             for (i, w) in batch.into_iter().enumerate() {
@@ -116,11 +113,11 @@ impl Driver {
                     Ok(()) => {
                         let message = enqueued(&w.admitted, &w.payload);
                         announced.push(w.admitted.stored());
-                        self.engine.borrow_mut().commit_admitted(w.admitted);
+                        self.engine_mut().commit_admitted(w.admitted);
                         let _ = w.resolve.call1(&JsValue::NULL, &message);
                     }
                     Err(err) => {
-                        self.engine.borrow_mut().abort_admitted(&w.admitted.key);
+                        self.engine_mut().abort_admitted(&w.admitted.key);
                         let _ = w.reject.call1(&JsValue::NULL, &err.into());
                     }
                 }

@@ -9,11 +9,9 @@
 
 use std::rc::Rc;
 
-use gloo_events::EventListener;
 use wasm_bindgen::prelude::*;
-use web_sys::EventTarget;
 
-use super::js;
+use super::js::{self, Listener};
 
 #[wasm_bindgen(inline_js = r#"
 export function requestLock(name, onChange) {
@@ -58,7 +56,9 @@ extern "C" {
 #[must_use = "the lock (or the place in line) is given up when this is dropped"]
 pub struct LockRequest {
     handle: JsValue,
-    _on_change: Closure<dyn FnMut(bool)>,
+    /// Takes a `JsValue`, not a `bool`: the listeners' closure type, so the wasm module
+    /// needs no glue for a second one.
+    _on_change: Closure<dyn FnMut(JsValue)>,
 }
 
 impl LockRequest {
@@ -67,9 +67,11 @@ impl LockRequest {
     /// or a loss is told to `on_change`. `None` where Web Locks are missing.
     pub fn new(
         name: &str,
-        on_change: impl FnMut(bool) + 'static,
+        mut on_change: impl FnMut(bool) + 'static,
     ) -> Option<(LockRequest, js_sys::Promise)> {
-        let on_change = Closure::<dyn FnMut(bool)>::new(on_change);
+        let on_change = Closure::<dyn FnMut(JsValue)>::new(move |granted: JsValue| {
+            on_change(granted.is_truthy())
+        });
         let handle = request_lock(
             &format!("durable-outbox/{name}/sender"),
             on_change.as_ref().unchecked_ref(),
@@ -100,7 +102,7 @@ impl Drop for LockRequest {
 /// resumes, while alive. Does nothing outside a document (in a worker).
 #[must_use = "the listeners are removed when this is dropped"]
 pub struct FreezeWatch {
-    _listeners: Vec<EventListener>,
+    _listeners: Vec<Listener>,
 }
 
 impl FreezeWatch {
@@ -112,13 +114,13 @@ impl FreezeWatch {
                 _listeners: Vec::new(),
             };
         }
-        let target: EventTarget = document.unchecked_into();
+        let target = document;
         let on_freeze = Rc::new(on_freeze);
         let (a, b) = (on_freeze.clone(), on_freeze);
         FreezeWatch {
             _listeners: vec![
-                EventListener::new(&target, "freeze", move |_| a(true)),
-                EventListener::new(&target, "resume", move |_| b(false)),
+                Listener::new(&target, "freeze", move |_| a(true)),
+                Listener::new(&target, "resume", move |_| b(false)),
             ],
         }
     }

@@ -143,15 +143,13 @@ fn static_headers(value: &JsValue) -> Result<Vec<(String, String)>, OutboxError>
     if !value.is_object() {
         return Err(invalid_options("headers must be an object of strings"));
     }
-    let entries = js_sys::Object::entries(value.unchecked_ref());
-    entries
-        .iter()
-        .map(|pair| {
-            let pair: js_sys::Array = pair.unchecked_into();
-            match (pair.get(0).as_string(), pair.get(1).as_string()) {
-                (Some(name), Some(value)) => Ok((name, value)),
-                _ => Err(invalid_options("headers must be an object of strings")),
-            }
-        })
-        .collect()
+    let mut headers = Vec::new();
+    for pair in js_sys::Object::entries(value.unchecked_ref()).iter() {
+        let pair: js_sys::Array = pair.unchecked_into();
+        match (pair.get(0).as_string(), pair.get(1).as_string()) {
+            (Some(name), Some(value)) => headers.push((name, value)),
+            _ => return Err(invalid_options("headers must be an object of strings")),
+        }
+    }
+    Ok(headers)
 }

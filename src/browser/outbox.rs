@@ -6,7 +6,9 @@
 //! microtask, after the Rust call that made them has returned and released its borrows,
 //! so a listener may call any method of the outbox.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell, RefMut};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Promise};
@@ -39,7 +41,8 @@ pub struct Outbox {
 
 /// The state shared by the JS object and the tasks it starts.
 pub(super) struct Driver {
-    pub(super) engine: RefCell<Engine>,
+    /// Borrowed through [`Driver::engine_mut`] and [`Driver::engine_ref`] only.
+    engine: RefCell<Engine>,
     pub(super) store: Store,
     sender: Sender,
     timer: RefCell<WakeTimer>,
@@ -68,11 +71,18 @@ pub(super) fn reject(err: OutboxError) -> Promise {
     Promise::reject(&err.into())
 }
 
+/// A method's work, boxed: see [`promise`].
+type Work = Pin<Box<dyn Future<Output = Result<JsValue, OutboxError>>>>;
+
 /// Runs a future as a JS promise, turning an [`OutboxError`] into a JS `OutboxError`.
-fn promise(
-    future: impl std::future::Future<Output = Result<JsValue, OutboxError>> + 'static,
-) -> Promise {
-    future_to_promise(async move { future.await.map_err(JsValue::from) })
+fn promise(future: impl Future<Output = Result<JsValue, OutboxError>> + 'static) -> Promise {
+    run(Box::pin(future))
+}
+
+/// Not generic: one copy of `future_to_promise`'s glue for every method, each method's
+/// future polled through its vtable instead of inlined into a copy of its own.
+fn run(work: Work) -> Promise {
+    future_to_promise(async move { work.await.map_err(JsValue::from) })
 }
 
 /// Reads `keys?`: absent means "all"; otherwise an array of strings.
@@ -87,17 +97,30 @@ fn keys_argument(keys: &JsValue) -> Result<Option<Vec<String>>, OutboxError> {
         )
     };
     let array: &Array = keys.dyn_ref().ok_or_else(bad)?;
-    array
-        .iter()
-        .map(|k| k.as_string().ok_or_else(bad))
-        .collect::<Result<_, _>>()
-        .map(Some)
+    let mut out = Vec::new();
+    for k in array.iter() {
+        out.push(k.as_string().ok_or_else(bad)?);
+    }
+    Ok(Some(out))
 }
 
 #[wasm_bindgen(js_class = Outbox)]
 impl Outbox {
+    /// JS `Outbox.open(options)`: [`Outbox::open`] as a promise. Not an `async fn`:
+    /// through [`promise`] it shares the other methods' promise glue.
+    #[wasm_bindgen(js_name = open)]
+    pub fn open_promise(options: JsValue) -> Promise {
+        promise(async move { Ok(Self::opened(options).await?.into()) })
+    }
+}
+
+impl Outbox {
     /// Opens (or creates) the outbox `options.name` and starts sending what it holds.
     pub async fn open(options: JsValue) -> Result<Outbox, JsValue> {
+        Ok(Self::opened(options).await?)
+    }
+
+    async fn opened(options: JsValue) -> Result<Outbox, OutboxError> {
         report_panics();
         let options = options::read(&options)?;
         let store = Store::open(&options.name, options.durability).await?;
@@ -133,7 +156,7 @@ impl Outbox {
         let weak = Rc::downgrade(&driver);
         *driver.connectivity.borrow_mut() = Some(Connectivity::listen(move |online| {
             if let Some(driver) = weak.upgrade() {
-                driver.engine.borrow_mut().set_online(online);
+                driver.engine_mut().set_online(online);
                 driver.drive();
             }
         }));
@@ -141,7 +164,10 @@ impl Outbox {
         driver.drive();
         Ok(Outbox { driver })
     }
+}
 
+#[wasm_bindgen(js_class = Outbox)]
+impl Outbox {
     /// Stores a message durably; resolves with it once committed.
     pub fn enqueue(&self, payload: JsValue, options: JsValue) -> Promise {
         self.driver.clone().enqueue(payload, &options)
@@ -153,12 +179,12 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let list = driver.store.list_pending().await?;
-            let engine = driver.engine.borrow();
-            Ok(list
-                .iter()
-                .map(|(m, body)| pending_record(m, body, &engine))
-                .collect::<Array>()
-                .into())
+            let engine = driver.engine_ref();
+            let array = Array::new();
+            for (m, body) in &list {
+                array.push(&pending_record(m, body, &engine));
+            }
+            Ok(array.into())
         })
     }
 
@@ -169,11 +195,11 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let list = driver.store.list_dead().await?;
-            Ok(list
-                .iter()
-                .map(|(d, body)| dead_record(d, body))
-                .collect::<Array>()
-                .into())
+            let array = Array::new();
+            for (d, body) in &list {
+                array.push(&dead_record(d, body));
+            }
+            Ok(array.into())
         })
     }
 
@@ -189,14 +215,14 @@ impl Outbox {
             let moved = driver
                 .store
                 .redrive(keys.as_deref(), now, move || {
-                    allocator.engine.borrow_mut().allocate_seq(now)
+                    allocator.engine_mut().allocate_seq(now)
                 })
                 .await?;
             let count = moved.len();
             driver.tell(&Note::Redriven {
                 messages: moved.clone(),
             });
-            driver.engine.borrow_mut().redriven(moved);
+            driver.engine_mut().redriven(moved);
             driver.drive();
             Ok(count.into())
         })
@@ -209,16 +235,19 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let keys = {
-                let engine = driver.engine.borrow();
+                let engine = driver.engine_ref();
                 match keys_argument(&keys)? {
                     None => engine.dead_keys(),
-                    Some(keys) => keys.into_iter().filter(|k| engine.is_dead(k)).collect(),
+                    Some(mut keys) => {
+                        keys.retain(|k| engine.is_dead(k));
+                        keys
+                    }
                 }
             };
             driver.store.discard(&keys).await?;
             let count = keys.len();
             driver.tell(&Note::Discarded { keys: keys.clone() });
-            driver.engine.borrow_mut().discarded(keys);
+            driver.engine_mut().discarded(keys);
             driver.drive();
             Ok(count.into())
         })
@@ -232,13 +261,12 @@ impl Outbox {
         if let Some(forwarded) = self.driver.forward_flush() {
             return forwarded;
         }
-        let id = self.driver.engine.borrow_mut().flush();
-        let waiter = Promise::new(&mut |resolve, reject| {
-            self.driver
-                .flush_waiters
-                .borrow_mut()
-                .push((id, resolve, reject))
-        });
+        let id = self.driver.engine_mut().flush();
+        let (waiter, resolve, reject) = js::new_promise();
+        self.driver
+            .flush_waiters
+            .borrow_mut()
+            .push((id, resolve, reject));
         self.driver.drive();
         waiter
     }
@@ -250,7 +278,7 @@ impl Outbox {
         promise(async move {
             driver.check_open()?;
             let patch = options::flags_patch(&patch).map_err(invalid_options)?;
-            let flags = driver.engine.borrow_mut().set_flags(patch, js::now())?;
+            let flags = driver.engine_mut().set_flags(patch, js::now())?;
             driver.drive();
             driver.store.save_flags(&flags).await?;
             driver.tell(&Note::Flags { flags });
@@ -260,22 +288,22 @@ impl Outbox {
 
     /// The current flags.
     pub fn flags(&self) -> JsValue {
-        flags_to_js(&self.driver.engine.borrow().flags())
+        flags_to_js(&self.driver.engine_ref().flags())
     }
 
     /// Counts for a status display.
     pub fn stats(&self) -> JsValue {
-        stats_to_js(&self.driver.engine.borrow().stats(js::now()))
+        stats_to_js(&self.driver.engine_ref().stats(js::now()))
     }
 
     /// Stops automatic sending (flush still sends) until `resume()`.
     pub fn pause(&self) {
-        self.driver.engine.borrow_mut().set_paused(true);
+        self.driver.engine_mut().set_paused(true);
     }
 
     /// Resumes automatic sending.
     pub fn resume(&self) {
-        self.driver.engine.borrow_mut().set_paused(false);
+        self.driver.engine_mut().set_paused(false);
         self.driver.drive();
     }
 
@@ -316,6 +344,18 @@ impl Outbox {
 }
 
 impl Driver {
+    /// The engine, borrowed mutably. Every borrow goes through here (and
+    /// [`Driver::engine_ref`]): `RefCell` records the caller of each borrow for its
+    /// panic message, and one caller is one location in the wasm module, not forty.
+    pub(super) fn engine_mut(&self) -> RefMut<'_, Engine> {
+        self.engine.borrow_mut()
+    }
+
+    /// The engine, borrowed shared (see [`Driver::engine_mut`]).
+    pub(super) fn engine_ref(&self) -> Ref<'_, Engine> {
+        self.engine.borrow()
+    }
+
     pub(super) fn check_open(&self) -> Result<(), OutboxError> {
         if self.closed.get() {
             return Err(OutboxError::new(ErrorCode::Closed, "the outbox was closed"));
@@ -330,7 +370,7 @@ impl Driver {
         }
         let now = js::now();
         loop {
-            let action = self.engine.borrow_mut().poll_action(now);
+            let action = self.engine_mut().poll_action(now);
             match action {
                 None => break,
                 Some(Action::Send(first)) => {
@@ -346,7 +386,7 @@ impl Driver {
                 }
             }
         }
-        let deadline = self.engine.borrow().poll_timeout();
+        let deadline = self.engine_ref().poll_timeout();
         let weak = Rc::downgrade(self);
         self.timer.borrow_mut().set(deadline, now, move || {
             if let Some(driver) = weak.upgrade() {
@@ -363,7 +403,7 @@ impl Driver {
         if self.sender.batch_endpoint.is_none() {
             return batch;
         }
-        let mut engine = self.engine.borrow_mut();
+        let mut engine = self.engine_mut();
         let (max_items, max_bytes) = (
             engine.config().batch_max_items,
             engine.config().batch_max_bytes,
@@ -381,35 +421,35 @@ impl Driver {
 
     /// Sends one request (one message, or a batch), then records every outcome.
     async fn send(self: Rc<Self>, transmits: Vec<Transmit>) {
-        let metas: Vec<StoredMessage> = {
-            let engine = self.engine.borrow();
-            transmits
-                .iter()
-                .filter_map(|t| {
-                    engine.stored(&t.key).map(|m| StoredMessage {
-                        attempts: t.attempt,
-                        ..m
-                    })
-                })
-                .collect()
-        };
+        let mut metas = Vec::new();
+        for t in &transmits {
+            if let Some(meta) = self.engine_ref().stored(&t.key) {
+                metas.push(StoredMessage {
+                    attempts: t.attempt,
+                    ..meta
+                });
+            }
+        }
         // The attempt counts are persisted before the request goes out.
         let request = format!("{}:{}", self.tab, transmits[0].request);
-        let bodies = match self.store.begin_attempts(&request, &metas).await {
-            Ok(bodies) => bodies.into_iter().map(Ok).collect(),
-            Err(err) => {
-                self.storage_failed(None, &err);
-                vec![Err(err.message); transmits.len()]
-            }
-        };
+        let bodies = self.store.begin_attempts(&request, &metas).await;
+        if let Err(err) = &bodies {
+            self.storage_failed(None, err);
+        }
         let mut items = Vec::new();
         let mut outcomes = Vec::new();
-        for (transmit, body) in transmits.into_iter().zip(bodies) {
-            match body {
-                Ok(Some(body)) => items.push((transmit, body)),
-                // Delivered or discarded by another tab; its note tells the listeners.
-                Ok(None) => self.engine.borrow_mut().vanished(&transmit.key),
-                Err(message) => outcomes.push((transmit.key, Outcome::NetworkError { message })),
+        for (i, transmit) in transmits.into_iter().enumerate() {
+            match &bodies {
+                Ok(bodies) => match bodies.get(i) {
+                    Some(Some(body)) => items.push((transmit, body.clone())),
+                    // Delivered or discarded by another tab; its note tells the listeners.
+                    Some(None) => self.engine_mut().vanished(&transmit.key),
+                    None => {}
+                },
+                Err(err) => {
+                    let message = err.message.clone();
+                    outcomes.push((transmit.key, Outcome::NetworkError { message }));
+                }
             }
         }
         match items.len() {
@@ -420,20 +460,21 @@ impl Driver {
             )),
             _ => {
                 let answers = self.sender.send_batch(&items).await;
-                outcomes.extend(items.into_iter().map(|(t, _)| t.key).zip(answers));
+                for ((t, _), answer) in items.into_iter().zip(answers) {
+                    outcomes.push((t.key, answer));
+                }
             }
         }
         if self.closed.get() {
             return; // stays pending in storage; resent with the same key on reopen
         }
-        let settlements: Vec<Settlement> = {
-            let mut engine = self.engine.borrow_mut();
-            let now = js::now();
-            outcomes
-                .into_iter()
-                .filter_map(|(key, o)| engine.on_outcome(&key, o, now, js::random_unit()))
-                .collect()
-        };
+        let mut settlements = Vec::new();
+        let now = js::now();
+        for (key, outcome) in outcomes {
+            let rand = js::random_unit();
+            let mut engine = self.engine_mut();
+            settlements.extend(engine.on_outcome(&key, outcome, now, rand));
+        }
         self.settle(Some(request), settlements).await;
         self.drive();
     }
@@ -444,26 +485,23 @@ impl Driver {
         if settlements.is_empty() && request.is_none() {
             return;
         }
-        let records: Vec<(Settlement, StoredMessage)> = {
-            let engine = self.engine.borrow();
-            settlements
-                .into_iter()
-                .filter_map(|settlement| {
-                    let mut meta = engine.stored(settlement.key())?;
-                    if let Settlement::Dead {
-                        attempts,
-                        last_error,
-                        ..
-                    } = &settlement
-                    {
-                        meta.attempts = *attempts;
-                        meta.last_error = Some(last_error.clone());
-                        meta.next_attempt_at = None;
-                    }
-                    Some((settlement, meta))
-                })
-                .collect()
-        };
+        let mut records = Vec::new();
+        for settlement in settlements {
+            let Some(mut meta) = self.engine_ref().stored(settlement.key()) else {
+                continue;
+            };
+            if let Settlement::Dead {
+                attempts,
+                last_error,
+                ..
+            } = &settlement
+            {
+                meta.attempts = *attempts;
+                meta.last_error = Some(last_error.clone());
+                meta.next_attempt_at = None;
+            }
+            records.push((settlement, meta));
+        }
         if let Err(err) = self.store.record(request, &records).await {
             self.storage_failed(None, &err);
         }
@@ -471,7 +509,7 @@ impl Driver {
             return;
         }
         for (settlement, _) in records {
-            self.engine.borrow_mut().commit(settlement.key());
+            self.engine_mut().commit(settlement.key());
             self.tell(&Note::Settled { settlement });
         }
     }
@@ -481,7 +519,7 @@ impl Driver {
             key: key.map(String::from),
             message: err.to_string(),
         };
-        self.engine.borrow_mut().push_event(event);
+        self.engine_mut().push_event(event);
     }
 
     fn schedule_delivery(self: &Rc<Self>) {
@@ -499,14 +537,12 @@ impl Driver {
     /// while JS runs.
     fn deliver(&self) {
         loop {
-            let event = self.engine.borrow_mut().poll_event();
+            let event = self.engine_mut().poll_event();
             let Some(event) = event else { break };
-            let listeners: Vec<Function> = self
-                .listeners
-                .borrow()
-                .iter()
-                .map(|(_, f)| f.clone())
-                .collect();
+            let mut listeners = Vec::new();
+            for (_, listener) in self.listeners.borrow().iter() {
+                listeners.push(listener.clone());
+            }
             if listeners.is_empty() {
                 continue; // nobody to build the JS object for
             }
@@ -518,7 +554,7 @@ impl Driver {
             }
         }
         loop {
-            let done = self.engine.borrow_mut().poll_flush_done();
+            let done = self.engine_mut().poll_flush_done();
             let Some((id, summary)) = done else { break };
             if self.answer_remote_flush(id, summary) {
                 continue;

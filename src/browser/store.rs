@@ -11,6 +11,7 @@ use js_sys::{Array, Float64Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use super::convert::string_array;
 use super::error::storage_error;
 pub use super::records::DeadRecord;
 use super::records::{
@@ -113,11 +114,13 @@ fn get(value: &JsValue, name: &str) -> JsValue {
 }
 
 fn strings(value: &JsValue) -> Vec<String> {
-    value
-        .unchecked_ref::<Array>()
-        .iter()
-        .filter_map(|s| s.as_string())
-        .collect()
+    let mut out = Vec::new();
+    for s in value.unchecked_ref::<Array>().iter() {
+        if let Some(s) = s.as_string() {
+            out.push(s);
+        }
+    }
+    out
 }
 
 /// The keys of a "\n"-joined list: one string crossing from JS instead of one per key.
@@ -132,9 +135,9 @@ fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
         .to_vec();
     let keys = get(columns, "keys").as_string().unwrap_or_default();
     let groups = strings(&get(columns, "groups"));
-    let mut messages: Vec<StoredMessage> = lines(&keys)
-        .zip(numbers.chunks_exact(7))
-        .map(|(key, n)| StoredMessage {
+    let mut messages = Vec::new();
+    for (key, n) in lines(&keys).zip(numbers.chunks_exact(7)) {
+        messages.push(StoredMessage {
             key: key.to_owned(),
             seq: n[0] as u64,
             group: groups.get(n[6] as usize).filter(|_| n[6] >= 0.0).cloned(),
@@ -144,8 +147,8 @@ fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
             attempts: n[4] as u32,
             next_attempt_at: (n[5] >= 0.0).then_some(n[5] as u64),
             last_error: None,
-        })
-        .collect();
+        });
+    }
     // [index, status (-1 for none), message] for the few that failed before.
     let errors: Vec<JsValue> = get(columns, "errors").unchecked_into::<Array>().to_vec();
     for e in errors.chunks_exact(3) {
@@ -208,18 +211,16 @@ impl Store {
         batch: &[(StoredMessage, JsValue)],
     ) -> Result<Vec<bool>, OutboxError> {
         // Columns, not one object per message: fewer crossings on the hottest path.
-        let keys: Array = batch.iter().map(|(m, _)| JsValue::from(&m.key)).collect();
-        let groups: Array = batch
-            .iter()
-            .map(|(m, _)| m.group.as_deref().map_or(JsValue::NULL, JsValue::from))
-            .collect();
-        let numbers: Vec<f64> = batch
-            .iter()
-            .flat_map(|(m, _)| {
-                [m.seq, m.created_at, m.active_since, u64::from(m.bytes)].map(|n| n as f64)
-            })
-            .collect();
-        let bodies: Array = batch.iter().map(|(_, body)| body.clone()).collect();
+        let (keys, groups, bodies) = (Array::new(), Array::new(), Array::new());
+        let mut numbers = Vec::new();
+        for (m, body) in batch {
+            keys.push(&JsValue::from(&m.key));
+            groups.push(&m.group.as_deref().map_or(JsValue::NULL, JsValue::from));
+            for n in [m.seq, m.created_at, m.active_since, u64::from(m.bytes)] {
+                numbers.push(n as f64);
+            }
+            bodies.push(body);
+        }
         let stored = done(
             insert_all(
                 &self.db,
@@ -232,11 +233,11 @@ impl Store {
             "storing new messages",
         )
         .await?;
-        Ok(stored
-            .unchecked_into::<Array>()
-            .iter()
-            .map(|ok| ok.is_truthy())
-            .collect())
+        let mut oks = Vec::new();
+        for ok in stored.unchecked_into::<Array>().iter() {
+            oks.push(ok.is_truthy());
+        }
+        Ok(oks)
     }
 
     /// Persists the attempt counts before the request `request` goes out (one record
@@ -247,17 +248,20 @@ impl Store {
         request: &str,
         metas: &[StoredMessage],
     ) -> Result<Vec<Option<JsValue>>, OutboxError> {
-        let metas: Array = metas.iter().map(message_to_js).collect();
+        let list = Array::new();
+        for meta in metas {
+            list.push(&message_to_js(meta));
+        }
         let bodies = done(
-            begin_attempts(&self.db, self.durability.as_str(), request, &metas),
+            begin_attempts(&self.db, self.durability.as_str(), request, &list),
             "recording an attempt",
         )
         .await?;
-        Ok(bodies
-            .unchecked_into::<Array>()
-            .iter()
-            .map(|b| (!b.is_undefined()).then_some(b))
-            .collect())
+        let mut out = Vec::new();
+        for body in bodies.unchecked_into::<Array>().iter() {
+            out.push((!body.is_undefined()).then_some(body));
+        }
+        Ok(out)
     }
 
     /// Records outcomes, all in one transaction, and ends the request they came from
@@ -268,26 +272,24 @@ impl Store {
         request: Option<String>,
         outcomes: &[(Settlement, StoredMessage)],
     ) -> Result<(), OutboxError> {
-        let ops: Array = outcomes
-            .iter()
-            .map(|(settlement, meta)| {
-                let op = js_sys::Object::new();
-                let (outcome, reason, dead_at) = match settlement {
-                    Settlement::Delivered { .. } => ("delivered", None, None),
-                    Settlement::Retry { .. } => ("retry", None, None),
-                    Settlement::Dead {
-                        reason, dead_at, ..
-                    } => ("dead", Some(reason_str(*reason)), Some(*dead_at)),
-                };
-                super::js::set(&op, "outcome", &outcome.into());
-                super::js::set(&op, "meta", &message_to_js(meta));
-                if let (Some(reason), Some(dead_at)) = (reason, dead_at) {
-                    super::js::set(&op, "reason", &reason.into());
-                    super::js::set(&op, "deadAt", &(dead_at as f64).into());
-                }
-                JsValue::from(op)
-            })
-            .collect();
+        let ops = Array::new();
+        for (settlement, meta) in outcomes {
+            let op = js_sys::Object::new();
+            let (outcome, reason, dead_at) = match settlement {
+                Settlement::Delivered { .. } => ("delivered", None, None),
+                Settlement::Retry { .. } => ("retry", None, None),
+                Settlement::Dead {
+                    reason, dead_at, ..
+                } => ("dead", Some(reason_str(*reason)), Some(*dead_at)),
+            };
+            super::js::set(&op, "outcome", &outcome.into());
+            super::js::set(&op, "meta", &message_to_js(meta));
+            if let (Some(reason), Some(dead_at)) = (reason, dead_at) {
+                super::js::set(&op, "reason", &reason.into());
+                super::js::set(&op, "deadAt", &(dead_at as f64).into());
+            }
+            ops.push(&op);
+        }
         done(
             record_all(&self.db, self.durability.as_str(), request, &ops),
             "recording an outcome",
@@ -316,9 +318,7 @@ impl Store {
         now: Millis,
         mut seq: impl FnMut() -> u64 + 'static,
     ) -> Result<Vec<StoredMessage>, OutboxError> {
-        let keys = keys.map_or(JsValue::NULL, |keys| {
-            keys.iter().map(|k| JsValue::from(k.as_str())).collect::<Array>().into()
-        });
+        let keys = keys.map_or(JsValue::NULL, |keys| string_array(keys).into());
         let next_seq = Closure::<dyn FnMut() -> f64>::new(move || seq() as f64);
         let moved = done(
             redrive_all(
@@ -331,16 +331,16 @@ impl Store {
             "moving dead letters back",
         )
         .await?;
-        moved
-            .unchecked_into::<Array>()
-            .iter()
-            .map(|m| message_from_js(&m))
-            .collect()
+        let mut messages = Vec::new();
+        for m in moved.unchecked_into::<Array>().iter() {
+            messages.push(message_from_js(&m)?);
+        }
+        Ok(messages)
     }
 
     /// Deletes dead letters.
     pub async fn discard(&self, keys: &[String]) -> Result<(), OutboxError> {
-        let keys: Array = keys.iter().map(|k| JsValue::from(k.as_str())).collect();
+        let keys = string_array(keys);
         done(
             discard_all(&self.db, self.durability.as_str(), &keys),
             "discarding dead letters",
@@ -370,9 +370,9 @@ fn with_bodies<T>(
     records: JsValue,
     read: fn(&JsValue) -> Result<T, OutboxError>,
 ) -> Result<Vec<(T, JsValue)>, OutboxError> {
-    records
-        .unchecked_into::<Array>()
-        .iter()
-        .map(|r| Ok((read(&r)?, get(&r, "body"))))
-        .collect()
+    let mut out = Vec::new();
+    for r in records.unchecked_into::<Array>().iter() {
+        out.push((read(&r)?, get(&r, "body")));
+    }
+    Ok(out)
 }

@@ -53,7 +53,7 @@ impl Driver {
             .ok()
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        self.engine.borrow_mut().set_sender(free);
+        self.engine_mut().set_sender(free);
         let weak = Rc::downgrade(self);
         *self.freeze.borrow_mut() = Some(FreezeWatch::listen(move |frozen| {
             if let Some(driver) = weak.upgrade() {
@@ -77,7 +77,7 @@ impl Driver {
             }
         });
         let (request, ready) = request?;
-        self.engine.borrow_mut().set_sender(false);
+        self.engine_mut().set_sender(false);
         *self.lock.borrow_mut() = Some(request);
         Some(ready)
     }
@@ -104,7 +104,7 @@ impl Driver {
         }
         match loaded {
             Ok(loaded) => {
-                let mut engine = self.engine.borrow_mut();
+                let mut engine = self.engine_mut();
                 engine.resync(loaded.pending, loaded.dead_keys);
                 engine.set_sender(true);
                 engine.push_event(Event::SenderChanged { sender: true });
@@ -112,10 +112,9 @@ impl Driver {
             Err(err) => self.storage_failed(None, &err),
         }
         // Flushes this tab forwarded to the old sender may never be answered: run them here.
-        let forwarded: Vec<ForwardedFlush> =
-            self.forwarded_flushes.borrow_mut().drain(..).collect();
+        let forwarded = std::mem::take(&mut *self.forwarded_flushes.borrow_mut());
         for waiter in forwarded {
-            let local = self.engine.borrow_mut().flush();
+            let local = self.engine_mut().flush();
             self.local_flushes
                 .borrow_mut()
                 .push((local, waiter.resolve));
@@ -124,7 +123,7 @@ impl Driver {
     }
 
     fn stop_sending(self: &Rc<Self>) {
-        let mut engine = self.engine.borrow_mut();
+        let mut engine = self.engine_mut();
         if engine.is_sender() {
             engine.set_sender(false);
             engine.push_event(Event::SenderChanged { sender: false });
@@ -159,21 +158,21 @@ impl Driver {
         if self.closed.get() {
             return;
         }
-        let sender = self.engine.borrow().is_sender();
+        let sender = self.engine_ref().is_sender();
         match note {
-            Note::Enqueued { messages } => self.engine.borrow_mut().adopt(messages),
-            Note::Settled { settlement } => self.engine.borrow_mut().apply_remote(settlement),
-            Note::Redriven { messages } => self.engine.borrow_mut().redriven(messages),
-            Note::Discarded { keys } => self.engine.borrow_mut().discarded(keys),
+            Note::Enqueued { messages } => self.engine_mut().adopt(messages),
+            Note::Settled { settlement } => self.engine_mut().apply_remote(settlement),
+            Note::Redriven { messages } => self.engine_mut().redriven(messages),
+            Note::Discarded { keys } => self.engine_mut().discarded(keys),
             Note::Flags { flags } => {
                 let patch = FlagsPatch {
                     retry_enabled: Some(flags.retry_enabled),
                     retry_interval_ms: Some(flags.retry_interval_ms as f64),
                 };
-                let _ = self.engine.borrow_mut().set_flags(patch, super::js::now());
+                let _ = self.engine_mut().set_flags(patch, super::js::now());
             }
             Note::FlushRequest { id, from } if sender => {
-                let local = self.engine.borrow_mut().flush();
+                let local = self.engine_mut().flush();
                 self.remote_flushes.borrow_mut().push(RemoteFlush {
                     local,
                     id,
@@ -202,15 +201,14 @@ impl Driver {
 
     /// `flush()` in a tab that does not send: the sender runs it and answers.
     pub(super) fn forward_flush(&self) -> Option<Promise> {
-        if self.engine.borrow().is_sender() || self.channel.borrow().is_none() {
+        if self.engine_ref().is_sender() || self.channel.borrow().is_none() {
             return None;
         }
         let id = (super::js::random_unit() * 9_007_199_254_740_991.0) as u64;
-        let waiter = Promise::new(&mut |resolve, _| {
-            self.forwarded_flushes
-                .borrow_mut()
-                .push(ForwardedFlush { id, resolve });
-        });
+        let (waiter, resolve, _) = super::js::new_promise();
+        self.forwarded_flushes
+            .borrow_mut()
+            .push(ForwardedFlush { id, resolve });
         self.tell(&Note::FlushRequest {
             id,
             from: self.tab.clone(),

@@ -70,10 +70,11 @@ pub struct Sender {
 
 /// `[name, value]` pairs, as `new Headers(...)` takes them.
 fn header_pairs(headers: &[(String, String)]) -> Array {
-    headers
-        .iter()
-        .map(|(name, value)| JsValue::from(Array::of2(&name.into(), &value.into())))
-        .collect()
+    let pairs = Array::new();
+    for (name, value) in headers {
+        pairs.push(&Array::of2(&name.into(), &value.into()));
+    }
+    pairs
 }
 
 /// Awaits one of `transport.js`'s calls (which never reject).
@@ -124,8 +125,11 @@ impl Sender {
         else {
             unreachable!("batch mode is only accepted with an endpoint");
         };
-        let keys: Array = items.iter().map(|(t, _)| JsValue::from(&t.key)).collect();
-        let bodies: Array = items.iter().map(|(_, body)| body.clone()).collect();
+        let (keys, bodies) = (Array::new(), Array::new());
+        for (t, body) in items {
+            keys.push(&JsValue::from(&t.key));
+            bodies.push(body);
+        }
         let reply = answer(post_batch(
             url,
             &header_pairs(headers),
@@ -135,13 +139,16 @@ impl Sender {
             self.timeout_ms as f64,
         ))
         .await;
+        let mut outcomes = Vec::new();
         match js::get(&reply, "results").dyn_into::<Array>() {
-            Ok(results) => results.iter().map(|r| self.outcome(&r)).collect(),
-            Err(_) => {
-                let outcome = self.outcome(&reply);
-                items.iter().map(|_| outcome.clone()).collect()
+            Ok(results) => {
+                for r in results.iter() {
+                    outcomes.push(self.outcome(&r));
+                }
             }
+            Err(_) => outcomes.resize(items.len(), self.outcome(&reply)),
         }
+        outcomes
     }
 
     /// Reads `{status, retryAfter}` or `{error, timedOut}`.

@@ -10,7 +10,7 @@
 //! A message's life: admitted (its key reserved) → committed (pending, idle) → in flight →
 //! settling → delivered (gone), idle again (retry), or dead.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use super::config::{Config, Flags, FlagsPatch};
 use super::error::{ErrorCode, OutboxError};
@@ -188,20 +188,173 @@ pub struct EntryView {
 
 /// Where a pending message stands: its stored `seq`, then a tie-break drawn from its
 /// key. Two tabs can pick the same `seq` in the same millisecond; the tie-break keeps
-/// their messages distinct and in the same order in every tab.
+/// their messages distinct and in the same order in every tab. `slot` says where its
+/// entry is in [`Entries`] (or, in a [`KeyMap`]'s index, where its key is); it orders
+/// nothing that `seq` and `tie` do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Pos {
     seq: u64,
     tie: u64,
+    slot: u32,
 }
 
+/// Below every position: where range scans start.
+const FIRST: Pos = Pos {
+    seq: 0,
+    tie: 0,
+    slot: 0,
+};
+
 impl Pos {
-    fn of(seq: u64, key: &str) -> Pos {
-        // FNV-1a: stable across tabs and sessions, unlike std's randomly seeded hasher.
-        let tie = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-        Pos { seq, tie }
+    fn of(seq: u64, key: &str, slot: u32) -> Pos {
+        let tie = fnv(key);
+        Pos { seq, tie, slot }
+    }
+}
+
+/// FNV-1a: stable across tabs and sessions, unlike std's randomly seeded hasher.
+fn fnv(text: &str) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for b in text.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    hash
+}
+
+/// Values in reusable numbered slots: the storage under [`Entries`] and [`KeyMap`].
+struct Slots<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots {
+            items: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slots<T> {
+    /// The slot the next [`Slots::put`] fills.
+    fn vacant(&self) -> u32 {
+        match self.free.last() {
+            Some(&slot) => slot,
+            None => self.items.len() as u32,
+        }
+    }
+
+    /// Stores `value` in the slot [`Slots::vacant`] names, and returns that slot.
+    fn put(&mut self, value: T) -> u32 {
+        let slot = self.vacant();
+        if slot as usize == self.items.len() {
+            self.items.push(None);
+        } else {
+            self.free.pop();
+        }
+        self.items[slot as usize] = Some(value);
+        slot
+    }
+
+    fn take(&mut self, slot: u32) -> Option<T> {
+        let value = self.items.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        Some(value)
+    }
+
+    fn get(&self, slot: u32) -> Option<&T> {
+        self.items.get(slot as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
+        self.items.get_mut(slot as usize)?.as_mut()
+    }
+}
+
+/// The pending messages: entries in reusable slots, with their positions in order.
+/// Slots and a set keyed like `Engine::ready`, not a `BTreeMap<Pos, Entry>`: that
+/// would be one more B-tree type, whose code costs about 3 KB of gzip in the wasm.
+#[derive(Default)]
+struct Entries {
+    slots: Slots<(Pos, Entry)>,
+    /// `(0, pos)` for every entry; the 0 gives it `ready`'s key type.
+    order: BTreeSet<(u64, Pos)>,
+}
+
+impl Entries {
+    /// The slot the next [`Entries::insert`] should use.
+    fn vacant(&self) -> u32 {
+        self.slots.vacant()
+    }
+
+    /// Stores an entry at `pos`, whose slot came from [`Entries::vacant`].
+    fn insert(&mut self, pos: Pos, entry: Entry) {
+        let slot = self.slots.put((pos, entry));
+        debug_assert_eq!(slot, pos.slot, "the slot from `vacant`");
+        self.order.insert((0, pos));
+    }
+
+    fn remove(&mut self, pos: &Pos) -> Option<Entry> {
+        let (_, entry) = self.slots.take(pos.slot)?;
+        self.order.remove(&(0, *pos));
+        Some(entry)
+    }
+
+    /// The position of the entry in `slot`, if there is one.
+    fn pos_at(&self, slot: u64) -> Option<Pos> {
+        Some(self.slots.get(u32::try_from(slot).ok()?)?.0)
+    }
+
+    fn get_mut(&mut self, pos: &Pos) -> Option<&mut Entry> {
+        Some(&mut self.slots.get_mut(pos.slot)?.1)
+    }
+
+    /// Every position, in order. (Loops here and below, not iterator chains: each
+    /// `collect()` of an adapter chain is a copy of its own in the wasm module.)
+    fn positions(&self) -> Vec<Pos> {
+        let mut positions = Vec::with_capacity(self.order.len());
+        for &(_, pos) in &self.order {
+            positions.push(pos);
+        }
+        positions
+    }
+
+    /// When the oldest entry was created.
+    fn oldest(&self) -> Option<Millis> {
+        let mut oldest = None;
+        for (_, entry) in self.slots.items.iter().flatten() {
+            if oldest.is_none_or(|t| entry.created_at < t) {
+                oldest = Some(entry.created_at);
+            }
+        }
+        oldest
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn clear(&mut self) {
+        *self = Entries::default();
+    }
+}
+
+// Every `entries[&pos]` panics with the same message at the same place: one panic site
+// in the wasm module instead of one per `expect`.
+impl std::ops::Index<&Pos> for Entries {
+    type Output = Entry;
+
+    fn index(&self, pos: &Pos) -> &Entry {
+        let (_, entry) = self.slots.get(pos.slot).expect("a known entry");
+        entry
+    }
+}
+
+impl std::ops::IndexMut<&Pos> for Entries {
+    fn index_mut(&mut self, pos: &Pos) -> &mut Entry {
+        let (_, entry) = self.slots.get_mut(pos.slot).expect("a known entry");
+        entry
     }
 }
 
@@ -269,29 +422,93 @@ struct Entry {
     bytes: u32,
 }
 
-impl Entry {
-    /// A stored message as an idle entry, not yet armed.
-    fn idle(m: StoredMessage, wait: Wait) -> Entry {
-        Entry {
-            key: m.key,
-            group: m.group,
-            created_at: m.created_at,
-            active_since: m.active_since,
-            attempts: m.attempts,
-            failures: m.attempts,
-            state: State::Idle,
-            wait,
-            forced: false,
-            armed: None,
-            last_error: m.last_error,
-            bytes: m.bytes,
+/// A map from strings to numbers, for every index by key string (sets too: their values
+/// are unused `0`s). Not a `BTreeMap<String, u64>`: that would be a second B-tree type in
+/// the wasm module (about 3 KB of gzip). Here the strings sit in reusable slots and the
+/// index is `(hash, slot)` pairs in the set type `ready` uses; strings of equal hashes
+/// are told apart by comparison, so every operation stays O(log n).
+#[derive(Default)]
+struct KeyMap {
+    slots: Slots<(String, u64)>,
+    /// `(fnv(key), Pos { slot, .. })` for every key; `seq` and `tie` are 0.
+    index: BTreeSet<(u64, Pos)>,
+}
+
+impl KeyMap {
+    /// The index entry of the key in `slot`.
+    fn entry(key: &str, slot: u32) -> (u64, Pos) {
+        (fnv(key), Pos { slot, ..FIRST })
+    }
+
+    /// The slot that holds `key`, if any.
+    fn find(&self, key: &str) -> Option<u32> {
+        let hash = fnv(key);
+        for &(h, pos) in self.index.range((hash, FIRST)..) {
+            if h != hash {
+                break;
+            }
+            if let Some((k, _)) = self.slots.get(pos.slot) {
+                if k == key {
+                    return Some(pos.slot);
+                }
+            }
         }
+        None
+    }
+
+    fn get(&self, key: &str) -> Option<&u64> {
+        let (_, value) = self.slots.get(self.find(key)?)?;
+        Some(value)
+    }
+
+    fn contains_key(&self, key: &str) -> bool {
+        self.find(key).is_some()
+    }
+
+    /// Sets `key`'s value; returns the one it replaced.
+    fn insert(&mut self, key: String, value: u64) -> Option<u64> {
+        if let Some(slot) = self.find(&key) {
+            let (_, old) = self.slots.get_mut(slot)?;
+            return Some(std::mem::replace(old, value));
+        }
+        self.index.insert(KeyMap::entry(&key, self.slots.vacant()));
+        self.slots.put((key, value));
+        None
+    }
+
+    fn remove(&mut self, key: &str) -> Option<u64> {
+        let slot = self.find(key)?;
+        self.index.remove(&KeyMap::entry(key, slot));
+        let (_, value) = self.slots.take(slot)?;
+        Some(value)
+    }
+
+    /// Every key, in no particular order.
+    fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::with_capacity(self.index.len());
+        for (key, _) in self.slots.items.iter().flatten() {
+            keys.push(key.clone());
+        }
+        keys
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn clear(&mut self) {
+        *self = KeyMap::default();
     }
 }
 
 struct Flush {
     id: FlushId,
-    remaining: HashSet<String>,
+    /// The keys this flush still waits for.
+    remaining: KeyMap,
     summary: FlushSummary,
 }
 
@@ -303,10 +520,11 @@ pub struct Engine {
     paused: bool,
     sender: bool,
     next_seq: u64,
-    entries: BTreeMap<Pos, Entry>,
-    by_key: HashMap<String, Pos>,
+    entries: Entries,
+    /// Each pending message's slot in `entries`.
+    by_key: KeyMap,
     /// The number of each group with pending messages, for `grouped`.
-    group_ids: HashMap<String, u64>,
+    group_ids: KeyMap,
     next_group: u64,
     /// Pending messages of every group, by group number then position, so a group's head
     /// (its oldest) comes first among its own. Keyed like `ready` so that the two share
@@ -314,12 +532,15 @@ pub struct Engine {
     grouped: BTreeSet<(u64, Pos)>,
     /// Idle group heads that may be sent, by due time: the only candidates for sending.
     ready: BTreeSet<(Millis, Pos)>,
-    reserved: HashMap<String, u64>,
-    dead: HashSet<String>,
-    /// Messages holding a concurrency slot (in flight, or settling after a send).
-    /// Requests in flight (each holds one concurrency slot) and how many of their
-    /// messages have not settled yet.
-    requests: HashMap<RequestId, usize>,
+    /// Admitted keys not yet committed (a set).
+    reserved: KeyMap,
+    /// The dead letters' keys (a set).
+    dead: KeyMap,
+    /// Messages holding a concurrency slot (in flight, or settling after a send), by
+    /// request. Keyed like `ready` to share its B-tree code.
+    sending: BTreeSet<(RequestId, Pos)>,
+    /// Requests in flight: each holds one concurrency slot until all its messages settled.
+    requests: usize,
     next_request: RequestId,
     attempts: u64,
     delivered: u64,
@@ -339,15 +560,16 @@ impl Engine {
             paused: false,
             sender: true,
             next_seq: 1,
-            entries: BTreeMap::new(),
-            by_key: HashMap::new(),
-            group_ids: HashMap::new(),
+            entries: Entries::default(),
+            by_key: KeyMap::default(),
+            group_ids: KeyMap::default(),
             next_group: 0,
             grouped: BTreeSet::new(),
             ready: BTreeSet::new(),
-            reserved: HashMap::new(),
-            dead: HashSet::new(),
-            requests: HashMap::new(),
+            reserved: KeyMap::default(),
+            dead: KeyMap::default(),
+            sending: BTreeSet::new(),
+            requests: 0,
             next_request: 1,
             attempts: 0,
             delivered: 0,
@@ -370,52 +592,14 @@ impl Engine {
 
     /// Loads what storage holds, at open. Queues no events.
     pub fn restore(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
-        self.dead.extend(dead_keys);
-        if !self.entries.is_empty() {
-            for m in pending {
-                self.next_seq = self.next_seq.max(m.seq + 1);
-                let wait = Wait::reloaded(m.next_attempt_at);
-                self.insert(m, wait);
-            }
-            return;
+        for m in pending {
+            self.next_seq = self.next_seq.max(m.seq + 1);
+            let wait = Wait::reloaded(m.next_attempt_at);
+            self.insert(m, wait);
         }
-        // Into an empty engine (every open), each index is built in one pass from a
-        // sorted run: several times faster than one insert at a time, which was most of
-        // what opening an outbox of many messages cost.
-        self.entries = pending
-            .into_iter()
-            .map(|m| {
-                self.next_seq = self.next_seq.max(m.seq + 1);
-                let wait = Wait::reloaded(m.next_attempt_at);
-                (Pos::of(m.seq, &m.key), Entry::idle(m, wait))
-            })
-            .collect();
-        self.by_key.reserve(self.entries.len());
-        let (mut grouped, mut ready) = (Vec::new(), Vec::new());
-        for (&pos, entry) in self.entries.iter_mut() {
-            self.by_key.insert(entry.key.clone(), pos);
-            // Oldest first, so a group's first message is its head.
-            let head = match &entry.group {
-                None => true,
-                Some(g) => {
-                    let first = !self.group_ids.contains_key(g);
-                    if first {
-                        self.next_group += 1;
-                        self.group_ids.insert(g.clone(), self.next_group);
-                    }
-                    grouped.push((self.group_ids[g], pos));
-                    first
-                }
-            };
-            if head {
-                entry.armed = due_time(entry, &self.flags, &self.config);
-                if let Some(due) = entry.armed {
-                    ready.push((due, pos));
-                }
-            }
+        for key in dead_keys {
+            self.dead.insert(key, 0);
         }
-        self.grouped = grouped.into_iter().collect();
-        self.ready = ready.into_iter().collect();
     }
 
     /// Checks a new message and reserves its key. Nothing is stored yet: the driver
@@ -448,14 +632,14 @@ impl Engine {
                 format!("{key} is already pending"),
             ));
         }
-        if self.dead.contains(&key) {
+        if self.dead.contains_key(&key) {
             return Err(OutboxError::new(
                 ErrorCode::DuplicateKey,
                 format!("{key} is in the dead-letter store; retry or discard it there"),
             ));
         }
         let seq = self.allocate_seq(now);
-        self.reserved.insert(key.clone(), seq);
+        self.reserved.insert(key.clone(), 0);
         Ok(Admitted {
             key,
             seq,
@@ -521,7 +705,7 @@ impl Engine {
             );
             return Some(self.dead_without_sending(pos, DeadReason::MaxAttempts, message, now));
         }
-        if self.requests.len() >= self.config.concurrency {
+        if self.requests >= self.config.concurrency {
             return None;
         }
         let request = self.next_request;
@@ -539,7 +723,7 @@ impl Engine {
         request: RequestId,
         max_bytes: u64,
     ) -> Option<Transmit> {
-        if !self.sender || !self.requests.contains_key(&request) {
+        if !self.sender || !self.is_sending(request) {
             return None;
         }
         let &(due, pos) = self.ready.first()?;
@@ -557,11 +741,14 @@ impl Engine {
 
     fn start_sending(&mut self, pos: Pos, request: RequestId) -> Transmit {
         self.disarm(pos);
-        let entry = self.entries.get_mut(&pos).expect("armed entries exist");
+        if !self.is_sending(request) {
+            self.requests += 1;
+        }
+        self.sending.insert((request, pos));
+        let entry = &mut self.entries[&pos];
         let attempt = entry.attempts.saturating_add(1);
         entry.state = State::InFlight { attempt, request };
         entry.forced = false;
-        *self.requests.entry(request).or_insert(0) += 1;
         self.attempts += 1;
         let transmit = Transmit {
             key: entry.key.clone(),
@@ -575,7 +762,7 @@ impl Engine {
             attempt,
         });
         for flush in &mut self.flushes {
-            if flush.remaining.contains(&transmit.key) {
+            if flush.remaining.contains_key(&transmit.key) {
                 flush.summary.attempted += 1;
             }
         }
@@ -605,7 +792,7 @@ impl Engine {
         now: Millis,
     ) -> Action {
         self.disarm(pos);
-        let entry = self.entries.get_mut(&pos).expect("armed entries exist");
+        let entry = &mut self.entries[&pos];
         let settlement = Settlement::Dead {
             key: entry.key.clone(),
             reason,
@@ -623,14 +810,25 @@ impl Engine {
         Action::Settle(settlement)
     }
 
-    /// A message of `request` settled: free the request's slot once all have.
-    fn release(&mut self, request: RequestId) {
-        if let Some(left) = self.requests.get_mut(&request) {
-            *left -= 1;
-            if *left == 0 {
-                self.requests.remove(&request);
-            }
+    /// Whether messages of `request` are still unsettled.
+    fn is_sending(&self, request: RequestId) -> bool {
+        let first = (request, FIRST);
+        self.sending
+            .range(first..)
+            .next()
+            .is_some_and(|&(r, _)| r == request)
+    }
+
+    /// The message at `pos` of `request` settled: free the request's slot once all have.
+    fn release(&mut self, request: RequestId, pos: Pos) {
+        if self.sending.remove(&(request, pos)) && !self.is_sending(request) {
+            self.requests -= 1;
         }
+    }
+
+    /// Where the pending message `key` is, if it is pending.
+    fn pos_of(&self, key: &str) -> Option<Pos> {
+        self.entries.pos_at(*self.by_key.get(key)?)
     }
 
     /// When the driver should next call [`Engine::poll_action`], if nothing else happens
@@ -643,7 +841,7 @@ impl Engine {
         if self.gated() && !self.entries[&pos].forced {
             return None;
         }
-        if self.requests.len() >= self.config.concurrency {
+        if self.requests >= self.config.concurrency {
             return None; // a finishing request frees a slot and the driver polls again
         }
         Some(due)
@@ -658,7 +856,7 @@ impl Engine {
         now: Millis,
         rand: f64,
     ) -> Option<Settlement> {
-        let pos = *self.by_key.get(key)?;
+        let pos = self.pos_of(key)?;
         let max_attempts = self.config.max_attempts;
         let entry = self.entries.get_mut(&pos)?;
         let State::InFlight { attempt, .. } = entry.state else {
@@ -765,11 +963,11 @@ impl Engine {
     /// delivered or discarded it): forget it, without events; the other tab's note
     /// tells the listeners what happened.
     pub fn vanished(&mut self, key: &str) {
-        let Some(&pos) = self.by_key.get(key) else {
+        let Some(pos) = self.pos_of(key) else {
             return;
         };
         if let State::InFlight { request, .. } = self.entries[&pos].state {
-            self.release(request);
+            self.release(request, pos);
         }
         self.remove(pos);
         self.note_flush(key, |_| {}, None);
@@ -777,10 +975,10 @@ impl Engine {
 
     /// The driver has persisted (or tried to persist) the settlement of `key`: apply it.
     pub fn commit(&mut self, key: &str) {
-        let Some(&pos) = self.by_key.get(key) else {
+        let Some(pos) = self.pos_of(key) else {
             return;
         };
-        let entry = self.entries.get_mut(&pos).expect("indexed entries exist");
+        let entry = &mut self.entries[&pos];
         let State::Settling {
             settlement,
             request,
@@ -792,7 +990,7 @@ impl Engine {
         let attempt = entry.attempts;
         let network = entry.wait.network;
         if let Some(request) = request {
-            self.release(request);
+            self.release(request, pos);
         }
         match settlement {
             Settlement::Delivered {
@@ -843,7 +1041,7 @@ impl Engine {
                     });
                 }
                 self.remove(pos);
-                self.dead.insert(key.clone());
+                self.dead.insert(key.clone(), 0);
                 self.note_flush(&key, |s| s.dead += 1, None);
                 self.events.push_back(Event::DeadLettered {
                     key,
@@ -860,11 +1058,14 @@ impl Engine {
     pub fn flush(&mut self) -> FlushId {
         let id = self.next_flush;
         self.next_flush += 1;
-        let remaining: HashSet<String> = self.by_key.keys().cloned().collect();
+        let mut remaining = KeyMap::default();
+        for key in self.by_key.keys() {
+            remaining.insert(key, 0);
+        }
         let mut summary = FlushSummary::default();
-        let positions: Vec<Pos> = self.entries.keys().copied().collect();
+        let positions = self.entries.positions();
         for pos in positions {
-            let entry = self.entries.get_mut(&pos).expect("listed");
+            let entry = &mut self.entries[&pos];
             match entry.state {
                 State::Idle => {
                     entry.forced = true;
@@ -901,7 +1102,7 @@ impl Engine {
     /// messages at once. Refuses bad values and changes nothing then.
     pub fn set_flags(&mut self, patch: FlagsPatch, now: Millis) -> Result<Flags, OutboxError> {
         self.flags = self.flags.patched(patch)?;
-        let positions: Vec<Pos> = self.entries.keys().copied().collect();
+        let positions = self.entries.positions();
         for pos in positions {
             let before = self.entries[&pos].armed;
             self.rearm(pos);
@@ -935,9 +1136,9 @@ impl Engine {
             Event::Offline
         });
         if online {
-            let positions: Vec<Pos> = self.entries.keys().copied().collect();
+            let positions = self.entries.positions();
             for pos in positions {
-                let entry = self.entries.get_mut(&pos).expect("listed");
+                let entry = &mut self.entries[&pos];
                 if entry.wait.network {
                     entry.wait.failed_at = None;
                     entry.wait.not_before = 0;
@@ -970,10 +1171,10 @@ impl Engine {
     /// holds, keeping flags and counters: a tab that becomes the sender starts from the
     /// stored truth, including messages the previous sender had in flight.
     pub fn resync(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
-        debug_assert!(self.requests.is_empty(), "a mirror has nothing in flight");
-        let flushes: Vec<FlushId> = self.flushes.drain(..).map(|f| f.id).collect();
-        for id in flushes {
-            self.flushes_done.push_back((id, FlushSummary::default()));
+        debug_assert!(self.requests == 0, "a mirror has nothing in flight");
+        for flush in std::mem::take(&mut self.flushes) {
+            self.flushes_done
+                .push_back((flush.id, FlushSummary::default()));
         }
         self.entries.clear();
         self.by_key.clear();
@@ -981,7 +1182,8 @@ impl Engine {
         self.grouped.clear();
         self.ready.clear();
         self.dead.clear();
-        self.requests.clear();
+        self.sending.clear();
+        self.requests = 0;
         self.restore(pending, dead_keys);
     }
 
@@ -989,7 +1191,7 @@ impl Engine {
     /// skipped, so a message announced twice is adopted once.
     pub fn adopt(&mut self, messages: Vec<StoredMessage>) {
         for m in messages {
-            if self.by_key.contains_key(&m.key) || self.dead.contains(&m.key) {
+            if self.by_key.contains_key(&m.key) || self.dead.contains_key(&m.key) {
                 continue;
             }
             self.next_seq = self.next_seq.max(m.seq + 1);
@@ -1005,7 +1207,7 @@ impl Engine {
     /// flight is left alone: its own outcome will settle it (this happens only where
     /// every tab sends, or with a note from a former sender).
     pub fn apply_remote(&mut self, settlement: Settlement) {
-        let pos = self.by_key.get(settlement.key()).copied();
+        let pos = self.pos_of(settlement.key());
         if pos.is_some_and(|p| self.entries[&p].state != State::Idle) {
             return;
         }
@@ -1025,7 +1227,7 @@ impl Engine {
                 last_error,
             } => {
                 let Some(pos) = pos else { return };
-                let entry = self.entries.get_mut(&pos).expect("indexed");
+                let entry = &mut self.entries[&pos];
                 let counted = attempts > entry.attempts;
                 entry.attempts = attempts;
                 entry.failures = entry.failures.saturating_add(1);
@@ -1054,7 +1256,7 @@ impl Engine {
                 if let Some(pos) = pos {
                     self.remove(pos);
                 }
-                self.dead.insert(key.clone());
+                self.dead.insert(key.clone(), 0);
                 self.events.push_back(Event::DeadLettered {
                     key,
                     reason,
@@ -1071,14 +1273,14 @@ impl Engine {
 
     /// The keys of every dead letter.
     pub fn dead_keys(&self) -> Vec<String> {
-        self.dead.iter().cloned().collect()
+        self.dead.keys()
     }
 
     /// Dead letters moved back to pending storage by the driver, each with a fresh seq
     /// from [`Engine::allocate_seq`] and attempts reset.
     pub fn redriven(&mut self, messages: Vec<StoredMessage>) {
         for m in messages {
-            if !self.dead.remove(&m.key) {
+            if self.dead.remove(&m.key).is_none() {
                 continue;
             }
             self.events
@@ -1090,7 +1292,7 @@ impl Engine {
     /// Dead letters deleted by the driver.
     pub fn discarded(&mut self, keys: Vec<String>) {
         for key in keys {
-            if self.dead.remove(&key) {
+            if self.dead.remove(&key).is_some() {
                 self.events.push_back(Event::Discarded { key });
             }
         }
@@ -1098,12 +1300,12 @@ impl Engine {
 
     /// Whether a key is in the dead-letter store.
     pub fn is_dead(&self, key: &str) -> bool {
-        self.dead.contains(key)
+        self.dead.contains_key(key)
     }
 
     /// A pending message's live status, if it is pending.
     pub fn view(&self, key: &str) -> Option<EntryView> {
-        let entry = &self.entries[self.by_key.get(key)?];
+        let entry = &self.entries[&self.pos_of(key)?];
         Some(EntryView {
             in_flight: entry.state != State::Idle,
             next_attempt_at: if entry.failures > 0 {
@@ -1117,7 +1319,7 @@ impl Engine {
     /// A pending message's metadata as storage should hold it now: what the driver
     /// writes, so that storage never needs a read-modify-write.
     pub fn stored(&self, key: &str) -> Option<StoredMessage> {
-        let pos = *self.by_key.get(key)?;
+        let pos = self.pos_of(key)?;
         let entry = &self.entries[&pos];
         Some(StoredMessage {
             key: entry.key.clone(),
@@ -1149,10 +1351,10 @@ impl Engine {
 
     /// Counts for display.
     pub fn stats(&self, now: Millis) -> Stats {
-        let oldest = self.entries.values().map(|e| e.created_at).min();
+        let oldest = self.entries.oldest();
         Stats {
             pending: self.entries.len(),
-            in_flight: self.requests.values().sum(),
+            in_flight: self.sending.len(),
             dead: self.dead.len(),
             oldest_pending_age_ms: oldest.map(|t| now.saturating_sub(t)),
             attempts: self.attempts,
@@ -1163,16 +1365,36 @@ impl Engine {
     }
 
     fn insert(&mut self, m: StoredMessage, wait: Wait) {
-        let pos = Pos::of(m.seq, &m.key);
+        let pos = Pos::of(m.seq, &m.key, self.entries.vacant());
         if let Some(g) = &m.group {
-            let id = *self.group_ids.entry(g.clone()).or_insert_with(|| {
-                self.next_group += 1;
-                self.next_group
-            });
+            let id = match self.group_ids.get(g) {
+                Some(&id) => id,
+                None => {
+                    self.next_group += 1;
+                    self.group_ids.insert(g.clone(), self.next_group);
+                    self.next_group
+                }
+            };
             self.grouped.insert((id, pos));
         }
-        self.by_key.insert(m.key.clone(), pos);
-        self.entries.insert(pos, Entry::idle(m, wait));
+        self.by_key.insert(m.key.clone(), pos.slot.into());
+        self.entries.insert(
+            pos,
+            Entry {
+                key: m.key,
+                group: m.group,
+                created_at: m.created_at,
+                active_since: m.active_since,
+                attempts: m.attempts,
+                failures: m.attempts,
+                state: State::Idle,
+                wait,
+                forced: false,
+                armed: None,
+                last_error: m.last_error,
+                bytes: m.bytes,
+            },
+        );
         // A message older than the group's current head must not overtake it: re-arm the
         // group's head, which may now be this one.
         self.rearm_group_head(pos);
@@ -1183,7 +1405,8 @@ impl Engine {
         let entry = self.entries.remove(&pos).expect("removing a known entry");
         self.by_key.remove(&entry.key);
         if let Some(g) = entry.group {
-            self.grouped.remove(&(self.group_ids[&g], pos));
+            let id = self.group_ids.get(&g).copied().unwrap_or(0);
+            self.grouped.remove(&(id, pos));
             let head = self.members(&g).next();
             match head {
                 Some(next) => self.arm(next),
@@ -1198,8 +1421,11 @@ impl Engine {
         match self.entries[&pos].group.clone() {
             None => self.rearm(pos),
             Some(g) => {
-                let members: Vec<Pos> = self.members(&g).take(2).collect();
-                for s in members {
+                let (first, second) = {
+                    let mut members = self.members(&g);
+                    (members.next(), members.next())
+                };
+                for s in [first, second].into_iter().flatten() {
                     self.rearm(s);
                 }
             }
@@ -1209,7 +1435,7 @@ impl Engine {
     /// The pending messages of a group, oldest first.
     fn members(&self, group: &str) -> impl Iterator<Item = Pos> + '_ {
         let id = self.group_ids.get(group).copied();
-        let first = (id.unwrap_or(0), Pos { seq: 0, tie: 0 });
+        let first = (id.unwrap_or(0), FIRST);
         self.grouped
             .range(first..)
             .take_while(move |(g, _)| Some(*g) == id)
@@ -1227,7 +1453,7 @@ impl Engine {
         if self.entries[&pos].armed.is_some() || !self.is_head(pos) {
             return;
         }
-        let entry = self.entries.get_mut(&pos).expect("arming a known entry");
+        let entry = &mut self.entries[&pos];
         if entry.state != State::Idle {
             return;
         }
@@ -1258,19 +1484,19 @@ impl Engine {
         count: impl Fn(&mut FlushSummary),
         blocked_group: Option<(String, Pos)>,
     ) {
-        let blocked: Vec<String> = match &blocked_group {
+        let mut blocked = Vec::new();
+        if let Some((g, pos)) = &blocked_group {
             // Only a group's head is ever sent, so little is skipped.
-            Some((g, pos)) => self
-                .members(g)
-                .skip_while(|s| s <= pos)
-                .map(|s| self.entries[&s].key.clone())
-                .collect(),
-            None => Vec::new(),
-        };
+            for s in self.members(g) {
+                if s > *pos {
+                    blocked.push(self.entries[&s].key.clone());
+                }
+            }
+        }
         let mut i = 0;
         while i < self.flushes.len() {
             let flush = &mut self.flushes[i];
-            if flush.remaining.remove(key) {
+            if flush.remaining.remove(key).is_some() {
                 count(&mut flush.summary);
             }
             for k in &blocked {
@@ -1284,8 +1510,8 @@ impl Engine {
             }
         }
         for k in blocked {
-            if let Some(&s) = self.by_key.get(&k) {
-                self.entries.get_mut(&s).expect("indexed").forced = false;
+            if let Some(s) = self.pos_of(&k) {
+                self.entries[&s].forced = false;
             }
         }
     }
@@ -1338,6 +1564,30 @@ mod tests {
             last_error: None,
             bytes: 0,
         }
+    }
+
+    #[test]
+    fn a_key_map_behaves_like_a_btree_map() {
+        let mut map = KeyMap::default();
+        let mut model = std::collections::BTreeMap::new();
+        for i in 0..2_000u64 {
+            let key = format!("k{}", (i * 7919) % 500);
+            if i % 3 == 0 {
+                assert_eq!(map.remove(&key), model.remove(&key), "{key}");
+            } else {
+                assert_eq!(map.insert(key.clone(), i), model.insert(key, i));
+            }
+            assert_eq!(map.len(), model.len());
+        }
+        for i in 0..600 {
+            let key = format!("k{i}");
+            assert_eq!(map.get(&key), model.get(&key), "{key}");
+        }
+        let mut keys = map.keys();
+        keys.sort();
+        assert_eq!(keys, model.keys().cloned().collect::<Vec<_>>());
+        map.clear();
+        assert!(map.is_empty() && !map.contains_key("k1"));
     }
 
     #[test]
