@@ -24,6 +24,8 @@ pub struct EnqueueBatch {
 
 struct Waiting {
     admitted: Admitted,
+    /// The app chose the key (so it is claimed in storage).
+    claimed: bool,
     body: JsValue,
     payload: JsValue,
     resolve: Function,
@@ -49,6 +51,7 @@ impl Driver {
     pub(super) fn enqueue(self: Rc<Self>, payload: JsValue, options: &JsValue) -> Promise {
         let admitted = self.check_open().and_then(|()| {
             let (key, group) = key_and_group(options)?;
+            let claimed = key.is_some();
             let max = self.engine_ref().config().max_payload_bytes;
             let encoded = js::encode_payload(&payload, max as f64);
             let body = js::get(&encoded, "text");
@@ -65,15 +68,16 @@ impl Driver {
             let admitted = self
                 .engine_mut()
                 .admit(key, group, js::now(), js::random_bytes())?;
-            Ok((admitted, body))
+            Ok((admitted, claimed, body))
         });
-        let (admitted, body) = match admitted {
+        let (admitted, claimed, body) = match admitted {
             Ok(ok) => ok,
             Err(err) => return reject(err),
         };
         let (waiter, resolve, reject) = js::new_promise();
         self.batch.borrow_mut().queue.push(Waiting {
             admitted,
+            claimed,
             body,
             payload,
             resolve,
@@ -96,7 +100,7 @@ impl Driver {
             }
             let mut records = Vec::new();
             for w in &batch {
-                records.push((w.admitted.stored(), w.body.clone()));
+                records.push((w.admitted.stored(), w.claimed, w.body.clone()));
             }
             let written = self.store.insert(&records).await;
             let mut announced = Vec::new();

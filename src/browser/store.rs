@@ -35,6 +35,7 @@ extern "C" {
         db: &Database,
         durability: &str,
         keys: &Array,
+        claimed: &Array,
         groups: &Array,
         numbers: &[f64],
         bodies: &Array,
@@ -204,17 +205,21 @@ impl Store {
         })
     }
 
-    /// Stores new messages, all in one transaction (group commit). A key that another
-    /// tab stored first is left alone (`false` in the result) while the rest commit.
+    /// Stores new messages, all in one transaction (group commit): each with whether
+    /// the app chose its key (then the key is claimed) and its JSON text. A key that
+    /// another tab claimed first is left alone (`false` in the result) while the rest
+    /// commit.
     pub async fn insert(
         &self,
-        batch: &[(StoredMessage, JsValue)],
+        batch: &[(StoredMessage, bool, JsValue)],
     ) -> Result<Vec<bool>, OutboxError> {
         // Columns, not one object per message: fewer crossings on the hottest path.
-        let (keys, groups, bodies) = (Array::new(), Array::new(), Array::new());
+        let (keys, claimed, groups, bodies) =
+            (Array::new(), Array::new(), Array::new(), Array::new());
         let mut numbers = Vec::new();
-        for (m, body) in batch {
+        for (m, claim, body) in batch {
             keys.push(&JsValue::from(&m.key));
+            claimed.push(&JsValue::from_bool(*claim));
             groups.push(&m.group.as_deref().map_or(JsValue::NULL, JsValue::from));
             for n in [m.seq, m.created_at, m.active_since, u64::from(m.bytes)] {
                 numbers.push(n as f64);
@@ -226,6 +231,7 @@ impl Store {
                 &self.db,
                 self.durability.as_str(),
                 &keys,
+                &claimed,
                 &groups,
                 &numbers,
                 &bodies,

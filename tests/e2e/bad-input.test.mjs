@@ -76,6 +76,14 @@ test("enqueue refuses a key that is already dead", { timeout: 20_000 }, async (t
   const err = await pageError(page, () => window.ob.enqueue({ n: 2 }, { key: "gone-1" }));
   assertOutboxError(err, "duplicate-key", "a key already dead");
   assert.deepEqual(await pending(page), []);
+
+  // Discarding the dead letter frees its key, in storage too (a reopened outbox agrees).
+  await page.evaluate(() => window.ob.discardDead(["gone-1"]));
+  await page.evaluate(() => window.ob.close());
+  await openOutbox(page, { name: "bad-dead-key", autoStart: false });
+  const again = await page.evaluate(async () => (await window.ob.enqueue({ n: 3 }, { key: "gone-1" })).key);
+  assert.equal(again, "gone-1");
+  assert.deepEqual((await pending(page)).map((m) => m.payload), [{ n: 3 }]);
 });
 
 test("Outbox.open refuses invalid options with code invalid-options", { timeout: 20_000 }, async (t) => {
