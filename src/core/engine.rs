@@ -422,6 +422,26 @@ struct Entry {
     bytes: u32,
 }
 
+impl Entry {
+    /// A stored message as an idle entry, not yet armed.
+    fn idle(m: StoredMessage, wait: Wait) -> Entry {
+        Entry {
+            key: m.key,
+            group: m.group,
+            created_at: m.created_at,
+            active_since: m.active_since,
+            attempts: m.attempts,
+            failures: m.attempts,
+            state: State::Idle,
+            wait,
+            forced: false,
+            armed: None,
+            last_error: m.last_error,
+            bytes: m.bytes,
+        }
+    }
+}
+
 /// A map from strings to numbers, for every index by key string (sets too: their values
 /// are unused `0`s). Not a `BTreeMap<String, u64>`: that would be a second B-tree type in
 /// the wasm module (about 3 KB of gzip). Here the strings sit in reusable slots and the
@@ -592,14 +612,63 @@ impl Engine {
 
     /// Loads what storage holds, at open. Queues no events.
     pub fn restore(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
-        for m in pending {
-            self.next_seq = self.next_seq.max(m.seq + 1);
-            let wait = Wait::reloaded(m.next_attempt_at);
-            self.insert(m, wait);
-        }
         for key in dead_keys {
             self.dead.insert(key, 0);
         }
+        if self.entries.len() > 0 || self.by_key.len() > 0 {
+            for m in pending {
+                self.next_seq = self.next_seq.max(m.seq + 1);
+                let wait = Wait::reloaded(m.next_attempt_at);
+                self.insert(m, wait);
+            }
+            return;
+        }
+        // Into an empty engine (every open), each ordered set is built in one pass from
+        // its whole contents instead of one insert at a time: that was most of the
+        // engine's share of opening an outbox of many messages.
+        let n = pending.len();
+        self.entries.slots.items.reserve(n);
+        self.by_key.slots.items.reserve(n);
+        let (mut order, mut keys, mut grouped) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+        for m in pending {
+            self.next_seq = self.next_seq.max(m.seq + 1);
+            let slot = self.entries.slots.items.len() as u32;
+            let pos = Pos::of(m.seq, &m.key, slot);
+            if let Some(g) = &m.group {
+                grouped.push((self.group_id(g), pos));
+            }
+            keys.push(KeyMap::entry(&m.key, self.by_key.slots.items.len() as u32));
+            self.by_key.slots.items.push(Some((m.key.clone(), slot.into())));
+            order.push((0, pos));
+            let wait = Wait::reloaded(m.next_attempt_at);
+            self.entries.slots.items.push(Some((pos, Entry::idle(m, wait))));
+        }
+        self.entries.order = order.into_iter().collect();
+        self.by_key.index = keys.into_iter().collect();
+        self.grouped = grouped.into_iter().collect();
+        // The heads: every message without a group, and each group's oldest.
+        let mut heads = Vec::new();
+        for (pos, entry) in self.entries.slots.items.iter().flatten() {
+            if entry.group.is_none() {
+                heads.push(*pos);
+            }
+        }
+        let mut last = None;
+        for &(id, pos) in &self.grouped {
+            if last != Some(id) {
+                last = Some(id);
+                heads.push(pos);
+            }
+        }
+        let mut ready = Vec::with_capacity(heads.len());
+        for pos in heads {
+            let entry = &mut self.entries[&pos];
+            entry.armed = due_time(entry, &self.flags, &self.config);
+            if let Some(due) = entry.armed {
+                ready.push((due, pos));
+            }
+        }
+        self.ready = ready.into_iter().collect();
     }
 
     /// Checks a new message and reserves its key. Nothing is stored yet: the driver
@@ -1364,37 +1433,24 @@ impl Engine {
         }
     }
 
+    /// The number of group `g`, given it now if it has none.
+    fn group_id(&mut self, g: &str) -> u64 {
+        if let Some(&id) = self.group_ids.get(g) {
+            return id;
+        }
+        self.next_group += 1;
+        self.group_ids.insert(g.to_owned(), self.next_group);
+        self.next_group
+    }
+
     fn insert(&mut self, m: StoredMessage, wait: Wait) {
         let pos = Pos::of(m.seq, &m.key, self.entries.vacant());
         if let Some(g) = &m.group {
-            let id = match self.group_ids.get(g) {
-                Some(&id) => id,
-                None => {
-                    self.next_group += 1;
-                    self.group_ids.insert(g.clone(), self.next_group);
-                    self.next_group
-                }
-            };
+            let id = self.group_id(g);
             self.grouped.insert((id, pos));
         }
         self.by_key.insert(m.key.clone(), pos.slot.into());
-        self.entries.insert(
-            pos,
-            Entry {
-                key: m.key,
-                group: m.group,
-                created_at: m.created_at,
-                active_since: m.active_since,
-                attempts: m.attempts,
-                failures: m.attempts,
-                state: State::Idle,
-                wait,
-                forced: false,
-                armed: None,
-                last_error: m.last_error,
-                bytes: m.bytes,
-            },
-        );
+        self.entries.insert(pos, Entry::idle(m, wait));
         // A message older than the group's current head must not overtake it: re-arm the
         // group's head, which may now be this one.
         self.rearm_group_head(pos);
