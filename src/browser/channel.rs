@@ -3,7 +3,7 @@
 //! reading IndexedDB. A note is sent only after the change it describes is committed.
 //!
 //! A note is a plain object `{ kind, ...fields }` (kebab-case kinds, camelCase fields),
-//! written and read by hand; messages in it have their stored shape ([`super::records`]).
+//! written and read by hand; new or redriven messages go as columns, one object a batch.
 //!
 //! Notes are posted in bunches: each `postMessage` costs about as much as an IndexedDB
 //! write, so the notes of a short window ([`BUNCH_MS`]) go as one array, in order.
@@ -18,8 +18,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use super::convert::{nullable_number, number, string, string_array, whole};
 use super::js::{self, get, set, Listener};
 use super::records::{
-    flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, message_from_js,
-    message_to_js, reason_from_js, reason_str,
+    flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, reason_from_js, reason_str,
 };
 use super::views::summary_to_js;
 use crate::core::{Flags, FlushSummary, Settlement, StoredMessage};
@@ -47,19 +46,56 @@ pub enum Note {
     },
 }
 
+/// New or redriven messages as columns: `keys`, `groups` (null for none) and
+/// `numbers`, `[seq, createdAt, activeSince, bytes, attempts]` per message. Such messages
+/// have never failed, so there is no last error or next attempt to carry. One object
+/// for a whole batch, not one per message: a batch of 1,000 enqueues is one note.
 fn messages_to_js(messages: &[StoredMessage]) -> JsValue {
-    let array = Array::new();
+    let (keys, groups) = (Array::new(), Array::new());
+    let mut numbers = Vec::new();
     for m in messages {
-        array.push(&message_to_js(m));
+        keys.push(&JsValue::from(&m.key));
+        groups.push(&m.group.as_deref().map_or(JsValue::NULL, JsValue::from));
+        for n in [
+            m.seq,
+            m.created_at,
+            m.active_since,
+            u64::from(m.bytes),
+            u64::from(m.attempts),
+        ] {
+            numbers.push(n as f64);
+        }
     }
-    array.into()
+    let o = Object::new();
+    set(&o, "keys", &keys);
+    set(&o, "groups", &groups);
+    set(&o, "numbers", &js_sys::Float64Array::from(&numbers[..]));
+    o.into()
 }
 
 fn messages_from_js(value: &JsValue) -> Option<Vec<StoredMessage>> {
-    let array: &Array = value.dyn_ref()?;
+    let keys: Array = get(value, "keys").dyn_into().ok()?;
+    let groups: Array = get(value, "groups").dyn_into().ok()?;
+    let numbers = get(value, "numbers")
+        .dyn_into::<js_sys::Float64Array>()
+        .ok()?
+        .to_vec();
+    if numbers.len() != keys.length() as usize * 5 {
+        return None;
+    }
     let mut messages = Vec::new();
-    for m in array.iter() {
-        messages.push(message_from_js(&m).ok()?);
+    for (i, n) in numbers.chunks_exact(5).enumerate() {
+        messages.push(StoredMessage {
+            key: keys.get(i as u32).as_string()?,
+            seq: n[0] as u64,
+            group: groups.get(i as u32).as_string(),
+            created_at: n[1] as u64,
+            active_since: n[2] as u64,
+            bytes: n[3] as u32,
+            attempts: n[4] as u32,
+            next_attempt_at: None,
+            last_error: None,
+        });
     }
     Some(messages)
 }

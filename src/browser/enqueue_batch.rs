@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use js_sys::{Function, Promise};
+use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
 
@@ -12,7 +12,7 @@ use super::channel::Note;
 use super::convert::optional_string;
 use super::js;
 use super::outbox::{reject, Driver};
-use super::views::enqueued;
+use super::store::NewMessages;
 use crate::core::{Admitted, ErrorCode, OutboxError};
 
 /// Messages waiting for the next write, and whether a write is under way.
@@ -98,12 +98,13 @@ impl Driver {
                 self.batch.borrow_mut().writing = false;
                 return;
             }
-            let mut records = Vec::new();
+            let mut new = NewMessages::default();
             for w in &batch {
-                records.push((w.admitted.stored(), w.claimed, w.body.clone()));
+                new.push(&w.admitted.stored(), w.claimed, &w.body);
             }
-            let written = self.store.insert(&records).await;
+            let written = self.store.insert(&new).await;
             let mut announced = Vec::new();
+            let (resolves, payloads) = (Array::new(), Array::new());
             for (i, w) in batch.into_iter().enumerate() {
                 let outcome = match &written {
                     Ok(stored) if stored[i] => Ok(()),
@@ -115,17 +116,19 @@ impl Driver {
                 };
                 match outcome {
                     Ok(()) => {
-                        let message = enqueued(&w.admitted, &w.payload);
                         announced.push(w.admitted.stored());
                         self.engine_mut().commit_admitted(w.admitted);
-                        let _ = w.resolve.call1(&JsValue::NULL, &message);
+                        resolves.push(&w.resolve);
                     }
                     Err(err) => {
                         self.engine_mut().abort_admitted(&w.admitted.key);
                         let _ = w.reject.call1(&JsValue::NULL, &err.into());
+                        resolves.push(&JsValue::UNDEFINED);
                     }
                 }
+                payloads.push(&w.payload);
             }
+            js::resolve_enqueued(&resolves, &new.keys, &new.groups, &new.numbers, &payloads);
             if !announced.is_empty() {
                 self.tell(&Note::Enqueued {
                     messages: announced,

@@ -7,6 +7,12 @@ use wasm_bindgen::prelude::*;
 use crate::core::Millis;
 
 #[wasm_bindgen(inline_js = r#"
+export function resolveEnqueued(resolves, keys, groups, numbers, payloads) {
+  for (let i = 0; i < resolves.length; i++) {
+    const resolve = resolves[i];
+    if (resolve) resolve({ key: keys[i], group: groups[i], createdAt: numbers[i * 4 + 1], attempts: 0, state: "pending", payload: payloads[i] });
+  }
+}
 export function encodePayload(value, maxBytes) {
   let text;
   try {
@@ -32,6 +38,18 @@ export function encodePayload(value, maxBytes) {
 export function now() { return Date.now(); }
 "#)]
 extern "C" {
+    /// Resolves each `enqueue` of a committed batch with its message (as `pending()`
+    /// shows it), building the objects here rather than field by field from wasm. The
+    /// columns are `NewMessages`'; a missing resolver skips that message.
+    #[wasm_bindgen(js_name = resolveEnqueued)]
+    pub fn resolve_enqueued(
+        resolves: &js_sys::Array,
+        keys: &js_sys::Array,
+        groups: &js_sys::Array,
+        numbers: &[f64],
+        payloads: &js_sys::Array,
+    );
+
     /// `{ text }` on success, `{ error, message }` otherwise.
     #[wasm_bindgen(js_name = encodePayload)]
     pub fn encode_payload(value: &JsValue, max_bytes: f64) -> JsValue;

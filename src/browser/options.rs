@@ -6,8 +6,8 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use super::convert::{optional, optional_bool, optional_number, optional_string};
 use super::error::invalid_options;
-use super::store::Durability;
 use super::js::get;
+use super::store::Durability;
 use super::transport::{Route, Sender};
 use crate::core::config::Options;
 use crate::core::{Config, Flags, FlagsPatch, OutboxError};

@@ -49,8 +49,13 @@ extern "C" {
     #[wasm_bindgen(js_name = listDead)]
     fn list_dead(db: &Database) -> Promise;
     #[wasm_bindgen(js_name = redrive)]
-    fn redrive_all(db: &Database, durability: &str, keys: &JsValue, now: f64, next_seq: &Function)
-        -> Promise;
+    fn redrive_all(
+        db: &Database,
+        durability: &str,
+        keys: &JsValue,
+        now: f64,
+        next_seq: &Function,
+    ) -> Promise;
     #[wasm_bindgen(js_name = discard)]
     fn discard_all(db: &Database, durability: &str, keys: &Array) -> Promise;
     #[wasm_bindgen(js_name = saveFlags)]
@@ -88,6 +93,36 @@ pub struct Loaded {
     pub dead_keys: Vec<String>,
     /// Flags persisted by an earlier session, if any.
     pub flags: Option<Flags>,
+}
+
+/// New messages as `store.js` takes them: columns, not one object per message, since
+/// this is the hottest path (the enqueue results reuse `keys` and `groups`).
+#[derive(Default)]
+pub struct NewMessages {
+    /// Each message's key.
+    pub keys: Array,
+    /// Whether the app chose the key (then it is claimed).
+    pub claimed: Array,
+    /// Each message's group, or null.
+    pub groups: Array,
+    /// `[seq, createdAt, activeSince, bytes]` per message.
+    pub numbers: Vec<f64>,
+    /// Each message's JSON text.
+    pub bodies: Array,
+}
+
+impl NewMessages {
+    /// Adds a message.
+    pub fn push(&mut self, m: &StoredMessage, claimed: bool, body: &JsValue) {
+        self.keys.push(&JsValue::from(&m.key));
+        self.claimed.push(&JsValue::from_bool(claimed));
+        self.groups
+            .push(&m.group.as_deref().map_or(JsValue::NULL, JsValue::from));
+        for n in [m.seq, m.created_at, m.active_since, u64::from(m.bytes)] {
+            self.numbers.push(n as f64);
+        }
+        self.bodies.push(body);
+    }
 }
 
 /// One outbox's database.
@@ -205,36 +240,18 @@ impl Store {
         })
     }
 
-    /// Stores new messages, all in one transaction (group commit): each with whether
-    /// the app chose its key (then the key is claimed) and its JSON text. A key that
-    /// another tab claimed first is left alone (`false` in the result) while the rest
-    /// commit.
-    pub async fn insert(
-        &self,
-        batch: &[(StoredMessage, bool, JsValue)],
-    ) -> Result<Vec<bool>, OutboxError> {
-        // Columns, not one object per message: fewer crossings on the hottest path.
-        let (keys, claimed, groups, bodies) =
-            (Array::new(), Array::new(), Array::new(), Array::new());
-        let mut numbers = Vec::new();
-        for (m, claim, body) in batch {
-            keys.push(&JsValue::from(&m.key));
-            claimed.push(&JsValue::from_bool(*claim));
-            groups.push(&m.group.as_deref().map_or(JsValue::NULL, JsValue::from));
-            for n in [m.seq, m.created_at, m.active_since, u64::from(m.bytes)] {
-                numbers.push(n as f64);
-            }
-            bodies.push(body);
-        }
+    /// Stores new messages, all in one transaction (group commit). A key that another
+    /// tab claimed first is left alone (`false` in the result) while the rest commit.
+    pub async fn insert(&self, new: &NewMessages) -> Result<Vec<bool>, OutboxError> {
         let stored = done(
             insert_all(
                 &self.db,
                 self.durability.as_str(),
-                &keys,
-                &claimed,
-                &groups,
-                &numbers,
-                &bodies,
+                &new.keys,
+                &new.claimed,
+                &new.groups,
+                &new.numbers,
+                &new.bodies,
             ),
             "storing new messages",
         )

@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 use super::convert::{nullable_number, nullable_str, number};
 use super::js::set;
 use super::records::{flags_to_js, last_error_to_js, nullable_last_error, reason_str, DeadRecord};
-use crate::core::{Admitted, Engine, Event, FlushSummary, Millis, Stats, StoredMessage};
+use crate::core::{Engine, Event, FlushSummary, Millis, Stats, StoredMessage};
 
 fn event_type(event: &Event) -> &'static str {
     match event {
@@ -146,13 +146,6 @@ fn with_payload(record: Object, body: &JsValue) -> JsValue {
         js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
     set(&record, "payload", &payload);
     record.into()
-}
-
-/// What `enqueue` resolves with: the message as committed, with the app's own payload.
-pub fn enqueued(a: &Admitted, payload: &JsValue) -> JsValue {
-    let o = message_view(&a.key, a.group.as_deref(), a.created_at, 0, "pending");
-    set(&o, "payload", payload);
-    o.into()
 }
 
 /// A pending message as `pending()` lists it, with the engine's live state.

@@ -629,7 +629,8 @@ impl Engine {
         let n = pending.len();
         self.entries.slots.items.reserve(n);
         self.by_key.slots.items.reserve(n);
-        let (mut order, mut keys, mut grouped) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+        let (mut order, mut keys, mut grouped) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
         for m in pending {
             self.next_seq = self.next_seq.max(m.seq + 1);
             let slot = self.entries.slots.items.len() as u32;
@@ -638,10 +639,16 @@ impl Engine {
                 grouped.push((self.group_id(g), pos));
             }
             keys.push(KeyMap::entry(&m.key, self.by_key.slots.items.len() as u32));
-            self.by_key.slots.items.push(Some((m.key.clone(), slot.into())));
+            self.by_key
+                .slots
+                .items
+                .push(Some((m.key.clone(), slot.into())));
             order.push((0, pos));
             let wait = Wait::reloaded(m.next_attempt_at);
-            self.entries.slots.items.push(Some((pos, Entry::idle(m, wait))));
+            self.entries
+                .slots
+                .items
+                .push(Some((pos, Entry::idle(m, wait))));
         }
         self.entries.order = order.into_iter().collect();
         self.by_key.index = keys.into_iter().collect();
