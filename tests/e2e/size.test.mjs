@@ -8,7 +8,7 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { REPO_ROOT } from "../support/test-server.mjs";
 
-const CEILING = 73_000; // bytes, gzip -9
+const CEILING = 69_800; // bytes, gzip -9
 const TARGET = 60_000;
 
 function shippedFiles(dir) {
