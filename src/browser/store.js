@@ -229,7 +229,9 @@ function columns({ keys, dead, flags }, tried) {
  * first is refused (its message is taken out again) and the rest commit.
  */
 export function insertAll(db, durability, keys, claimed, groups, numbers, bodies) {
-  return transact(db, [MESSAGES, CLAIMS], durability, (tx) => {
+  // Most batches claim nothing (generated keys): then the claims store stays out of scope.
+  const scope = claimed.includes(true) ? [MESSAGES, CLAIMS] : [MESSAGES];
+  return transact(db, scope, durability, (tx) => {
     const store = tx.objectStore(MESSAGES);
     const ok = new Array(keys.length).fill(true);
     const refused = new Map(); // claim request -> the message's index
