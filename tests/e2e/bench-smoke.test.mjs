@@ -66,7 +66,7 @@ function run(args, timeoutMs) {
 test("bench smoke: node bench/run.mjs --smoke writes every row", { timeout: 180_000 }, async (t) => {
   const missing = missingPeer();
   if (missing) {
-    t.skip(`${missing} is not installed (a devDependency of the bench; see bench/README-integration.md): the bench smoke run is skipped`);
+    t.skip(`${missing} is not installed (a devDependency of the bench; see bench/README.md): the bench smoke run is skipped`);
     return;
   }
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "outbox-bench-smoke-"));
