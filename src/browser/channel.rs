@@ -5,8 +5,9 @@
 //! A note is a plain object `{ kind, ...fields }` (kebab-case kinds, camelCase fields),
 //! written and read by hand; new or redriven messages go as columns, one object a batch.
 //!
-//! Notes are posted in bunches: each `postMessage` costs about as much as an IndexedDB
-//! write, so the notes of a short window ([`BUNCH_MS`]) go as one array, in order.
+//! Notes are posted in bunches: one `postMessage` per enqueue showed up in profiles as a
+//! cost of its own, so the notes of a short window ([`BUNCH_MS`]) go as one array, in
+//! order.
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -11,7 +11,7 @@
 // - "claims": the keys an app chose itself (`enqueue(p, {key})`), while their message is
 //   pending or dead: adding a claim fails if another tab claimed the key first, so the
 //   same key is never stored twice. A generated key (a UUIDv7) needs no claim. This
-//   replaces a unique index on every message, which cost about a third of each write.
+//   replaces a unique index on every message, which every write had to update.
 // - "attempts": what changes while a message is retried ({key, attempts,
 //   nextAttemptAt, lastError}), written when an attempt fails; absent for a message
 //   that never failed.

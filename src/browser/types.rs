@@ -63,8 +63,8 @@ export interface OutboxOptions {
   /**
    * IndexedDB commit durability. "default" (the default) leaves it to the browser, as a
    * plain IndexedDB write does (Chromium then commits like "relaxed"); "strict"
-   * waits for the disk on every commit and survives power loss, at about half the write
-   * speed; "relaxed" survives a tab or browser crash but not an OS crash or power loss.
+   * waits for the disk on every commit and survives power loss, at a lower write rate;
+   * "relaxed" survives a tab or browser crash but not an OS crash or power loss.
    */
   durability?: "default" | "strict" | "relaxed";
   /**
