@@ -99,13 +99,16 @@ impl Driver {
                 return;
             }
             let mut new = NewMessages::default();
+            let mut metas = Vec::with_capacity(batch.len());
             for w in &batch {
-                new.push(&w.admitted.stored(), w.claimed, &w.body);
+                let m = w.admitted.stored();
+                new.push(&m, w.claimed, &w.body);
+                metas.push(m);
             }
             let written = self.store.insert(&new).await;
             let mut announced = Vec::new();
             let (resolves, payloads) = (Array::new(), Array::new());
-            for (i, w) in batch.into_iter().enumerate() {
+            for (i, (w, m)) in batch.into_iter().zip(metas).enumerate() {
                 let outcome = match &written {
                     Ok(stored) if stored[i] => Ok(()),
                     Ok(_) => Err(OutboxError::new(
@@ -116,7 +119,7 @@ impl Driver {
                 };
                 match outcome {
                     Ok(()) => {
-                        announced.push(w.admitted.stored());
+                        announced.push(m);
                         self.engine_mut().commit_admitted(w.admitted);
                         resolves.push(&w.resolve);
                     }

@@ -84,9 +84,15 @@ mod tests {
         // As the uuid crate made them.
         assert_eq!(a, "018bcfe5-6800-7707-8707-070707070707");
         assert_eq!(
-            new_key(0x0123_4567_89ab, [0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 1, 2, 3, 4]),
+            new_key(
+                0x0123_4567_89ab,
+                [0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 1, 2, 3, 4]
+            ),
             "01234567-89ab-7ffe-bdfc-fbfa01020304"
         );
-        assert_eq!(new_key(u64::MAX, [0; 10]), "ffffffff-ffff-7000-8000-000000000000");
+        assert_eq!(
+            new_key(u64::MAX, [0; 10]),
+            "ffffffff-ffff-7000-8000-000000000000"
+        );
     }
 }
