@@ -152,10 +152,14 @@ export function load(db, durability) {
     return () => read;
   }).then((read) => {
     const tried = triedSoFar(read.attempts, read.inflight);
-    const pending = new Set(read.keys.map((pk) => pk[1]));
-    const orphans = read.attempts.filter((a) => !pending.has(a.key)).map((a) => a.key);
-    if (read.inflight.length > 0 || orphans.length > 0) {
-      tidy(db, durability, read.inflight, tried, pending, orphans).catch(() => {}); // tried again at the next load
+    // Usually nothing has failed or is under way: then there is nothing to tidy, and no
+    // need to index every pending key.
+    if (read.attempts.length > 0 || read.inflight.length > 0) {
+      const pending = new Set(read.keys.map((pk) => pk[1]));
+      const orphans = read.attempts.filter((a) => !pending.has(a.key)).map((a) => a.key);
+      if (read.inflight.length > 0 || orphans.length > 0) {
+        tidy(db, durability, read.inflight, tried, pending, orphans).catch(() => {}); // tried again at the next load
+      }
     }
     return columns(read, tried);
   });
