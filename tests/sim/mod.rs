@@ -424,16 +424,21 @@ impl Sim {
         id
     }
 
-    /// `retryDead(keys?)`: moves dead letters back to pending with a fresh seq, attempts
-    /// reset and the same key. Returns the keys moved.
-    pub fn redrive(&mut self, keys: Option<Vec<String>>) -> Vec<String> {
-        let keys: Vec<String> = match keys {
+    /// The given keys that are dead letters, or every dead letter's key.
+    fn dead_among(&self, keys: Option<Vec<String>>) -> Vec<String> {
+        match keys {
             Some(k) => k
                 .into_iter()
                 .filter(|k| self.storage.dead.contains_key(k))
                 .collect(),
             None => self.storage.dead.keys().cloned().collect(),
-        };
+        }
+    }
+
+    /// `retryDead(keys?)`: moves dead letters back to pending with a fresh seq, attempts
+    /// reset and the same key. Returns the keys moved.
+    pub fn redrive(&mut self, keys: Option<Vec<String>>) -> Vec<String> {
+        let keys = self.dead_among(keys);
         let mut moved = Vec::new();
         for key in &keys {
             let d = self.storage.dead.remove(key).expect("filtered");
@@ -458,13 +463,7 @@ impl Sim {
 
     /// `discardDead(keys?)`.
     pub fn discard(&mut self, keys: Option<Vec<String>>) -> Vec<String> {
-        let keys: Vec<String> = match keys {
-            Some(k) => k
-                .into_iter()
-                .filter(|k| self.storage.dead.contains_key(k))
-                .collect(),
-            None => self.storage.dead.keys().cloned().collect(),
-        };
+        let keys = self.dead_among(keys);
         for key in &keys {
             self.storage.dead.remove(key);
             self.discarded.push(key.clone());
