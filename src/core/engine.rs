@@ -10,7 +10,9 @@
 //! A message's life: admitted (its key reserved) → committed (pending, idle) → in flight →
 //! settling → delivered (gone), idle again (retry), or dead.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
+
+use super::ordered_set::OrderedSet;
 
 use super::config::{Config, Flags, FlagsPatch};
 use super::error::{ErrorCode, OutboxError};
@@ -273,13 +275,13 @@ impl<T> Slots<T> {
 }
 
 /// The pending messages: entries in reusable slots, with their positions in order.
-/// Slots and a set keyed like `Engine::ready`, not a `BTreeMap<Pos, Entry>`: that
-/// would be one more B-tree type, whose code costs about 3 KB of gzip in the wasm.
+/// Slots and a set keyed like `Engine::ready`, not a map from `Pos` to `Entry`: that
+/// would be a second ordered collection type, with its own code in the wasm module.
 #[derive(Default)]
 struct Entries {
     slots: Slots<(Pos, Entry)>,
     /// `(0, pos)` for every entry; the 0 gives it `ready`'s key type.
-    order: BTreeSet<(u64, Pos)>,
+    order: OrderedSet<(u64, Pos)>,
 }
 
 impl Entries {
@@ -443,15 +445,15 @@ impl Entry {
 }
 
 /// A map from strings to numbers, for every index by key string (sets too: their values
-/// are unused `0`s). Not a `BTreeMap<String, u64>`: that would be a second B-tree type in
-/// the wasm module (about 3 KB of gzip). Here the strings sit in reusable slots and the
-/// index is `(hash, slot)` pairs in the set type `ready` uses; strings of equal hashes
-/// are told apart by comparison, so every operation stays O(log n).
+/// are unused `0`s). Not a `BTreeMap<String, u64>`: that would bring std's B-tree code
+/// into the wasm module. Here the strings sit in reusable slots and the index is
+/// `(hash, slot)` pairs in the set type `ready` uses; strings of equal hashes are told
+/// apart by comparison.
 #[derive(Default)]
 struct KeyMap {
     slots: Slots<(String, u64)>,
     /// `(fnv(key), Pos { slot, .. })` for every key; `seq` and `tie` are 0.
-    index: BTreeSet<(u64, Pos)>,
+    index: OrderedSet<(u64, Pos)>,
 }
 
 impl KeyMap {
@@ -463,7 +465,7 @@ impl KeyMap {
     /// The slot that holds `key`, if any.
     fn find(&self, key: &str) -> Option<u32> {
         let hash = fnv(key);
-        for &(h, pos) in self.index.range((hash, FIRST)..) {
+        for &(h, pos) in self.index.range_from(&(hash, FIRST)) {
             if h != hash {
                 break;
             }
@@ -548,17 +550,17 @@ pub struct Engine {
     next_group: u64,
     /// Pending messages of every group, by group number then position, so a group's head
     /// (its oldest) comes first among its own. Keyed like `ready` so that the two share
-    /// one B-tree's code in the wasm module.
-    grouped: BTreeSet<(u64, Pos)>,
+    /// one set type's code in the wasm module.
+    grouped: OrderedSet<(u64, Pos)>,
     /// Idle group heads that may be sent, by due time: the only candidates for sending.
-    ready: BTreeSet<(Millis, Pos)>,
+    ready: OrderedSet<(Millis, Pos)>,
     /// Admitted keys not yet committed (a set).
     reserved: KeyMap,
     /// The dead letters' keys (a set).
     dead: KeyMap,
     /// Messages holding a concurrency slot (in flight, or settling after a send), by
-    /// request. Keyed like `ready` to share its B-tree code.
-    sending: BTreeSet<(RequestId, Pos)>,
+    /// request. Keyed like `ready` to share its code.
+    sending: OrderedSet<(RequestId, Pos)>,
     /// Requests in flight: each holds one concurrency slot until all its messages settled.
     requests: usize,
     next_request: RequestId,
@@ -584,11 +586,11 @@ impl Engine {
             by_key: KeyMap::default(),
             group_ids: KeyMap::default(),
             next_group: 0,
-            grouped: BTreeSet::new(),
-            ready: BTreeSet::new(),
+            grouped: OrderedSet::new(),
+            ready: OrderedSet::new(),
             reserved: KeyMap::default(),
             dead: KeyMap::default(),
-            sending: BTreeSet::new(),
+            sending: OrderedSet::new(),
             requests: 0,
             next_request: 1,
             attempts: 0,
@@ -626,13 +628,12 @@ impl Engine {
         // Into an empty engine (every open), the sets are filled first and only the
         // heads are armed at the end, not every group's head after each insert: that
         // was most of the engine's share of opening an outbox of many messages. One
-        // insert at a time, not `collect()` (a sort and a bulk build: 3.4 KB of gzip),
-        // newest first: storage lists oldest first, and a B-tree insert below every
-        // key it holds compares with one key per node, above them with all of them.
+        // insert at a time, oldest first as storage lists them: each lands after every
+        // position the set holds, which `OrderedSet` does without moving any.
         let n = pending.len();
         self.entries.slots.items.reserve(n);
         self.by_key.slots.items.reserve(n);
-        for m in pending.into_iter().rev() {
+        for m in pending {
             self.next_seq = self.next_seq.max(m.seq + 1);
             let slot = self.entries.slots.items.len() as u32;
             let pos = Pos::of(m.seq, &m.key, slot);
@@ -888,7 +889,7 @@ impl Engine {
     fn is_sending(&self, request: RequestId) -> bool {
         let first = (request, FIRST);
         self.sending
-            .range(first..)
+            .range_from(&first)
             .next()
             .is_some_and(|&(r, _)| r == request)
     }
@@ -1498,7 +1499,7 @@ impl Engine {
         let id = self.group_ids.get(group).copied();
         let first = (id.unwrap_or(0), FIRST);
         self.grouped
-            .range(first..)
+            .range_from(&first)
             .take_while(move |(g, _)| Some(*g) == id)
             .map(|&(_, pos)| pos)
     }

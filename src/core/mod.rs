@@ -12,6 +12,7 @@
 //! - [`outcome`]: what a send attempt ended in, and the status table that classifies it.
 //! - [`http_date`]: HTTP dates, for `Retry-After`.
 //! - [`event`]: the events the engine queues for the app.
+//! - [`ordered_set`]: the sorted set under the engine's indexes (smaller than std's B-tree).
 //! - [`engine`]: the state machine: per-group ordering, concurrency, the retry cap,
 //!   expiry and the dead-letter rules.
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod event;
 pub mod http_date;
 pub mod key;
+mod ordered_set;
 pub mod outcome;
 pub mod schedule;
 
