@@ -25,8 +25,9 @@ CRATE=durable_outbox
 OUT=pkg
 WASM_IN="target/wasm32-unknown-unknown/release/$CRATE.wasm"
 
-log "cargo build --release --target wasm32-unknown-unknown -p durable-outbox --lib"
-cargo build --release --target wasm32-unknown-unknown -p durable-outbox --lib
+# Without the default `std` feature: the published module is `no_std` (see Cargo.toml).
+log "cargo build --release --target wasm32-unknown-unknown -p durable-outbox --lib --no-default-features"
+cargo build --release --target wasm32-unknown-unknown -p durable-outbox --lib --no-default-features
 
 [ -f "$WASM_IN" ] || die "$WASM_IN was not produced"
 

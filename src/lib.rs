@@ -4,6 +4,14 @@
 //!   tested natively with `cargo test`.
 //! - `browser` (wasm32 only): thin adapters around the core: IndexedDB storage, the
 //!   fetch transport, timers, online/offline events and the JS-facing `Outbox` class.
+//!
+//! Without the default `std` feature (the published wasm build) the crate is `no_std`:
+//! it needs only `core` and `alloc`, and a panic traps after saying where it happened
+//! ([`browser::report_panic`]).
+
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
 
 pub mod core;
 
@@ -17,3 +25,12 @@ pub use browser::Outbox;
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
+/// Without std there is no panic machinery to format messages; say where the bug is, in
+/// the console, then trap.
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+#[panic_handler]
+fn panic(info: &::core::panic::PanicInfo) -> ! {
+    browser::report_panic(info);
+    ::core::arch::wasm32::unreachable()
+}

@@ -9,10 +9,12 @@
 //! cost of its own, so the notes of a short window ([`BUNCH_MS`]) go as one array, in
 //! order.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
 
-use gloo_timers::callback::Timeout;
+use alloc::rc::Rc;
+use core::cell::RefCell;
+
 use js_sys::{Array, Object};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -21,7 +23,9 @@ use super::js::{self, get, set, Listener};
 use super::records::{
     flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, reason_from_js, reason_str,
 };
+use super::timer::Timeout;
 use super::views::summary_to_js;
+use crate::core::text::concat;
 use crate::core::{Flags, FlushSummary, Settlement, StoredMessage};
 
 /// One message between tabs.
@@ -295,7 +299,7 @@ impl Channel {
         let constructor = js::global("BroadcastChannel")
             .dyn_into::<js_sys::Function>()
             .ok()?;
-        let args = js_sys::Array::of1(&format!("durable-outbox/{name}").into());
+        let args = js_sys::Array::of1(&concat(&["durable-outbox/", name]).into());
         let channel = js_sys::Reflect::construct(&constructor, &args).ok()?;
         let listener = Listener::new(&channel, "message", move |event| {
             let data = js::get(&event, "data");

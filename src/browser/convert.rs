@@ -10,6 +10,9 @@
 //! Lists are built and read with plain loops: every `collect()` over an iterator chain is
 //! its own copy of the iterator code in the wasm module, a loop costs a few bytes.
 
+use alloc::format;
+use alloc::string::String;
+
 use js_sys::Array;
 use wasm_bindgen::JsValue;
 

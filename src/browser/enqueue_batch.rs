@@ -2,7 +2,10 @@
 //! the next transaction, so N concurrent calls cost a handful of commits instead of N.
 //! Each promise still resolves only after its own message is committed.
 
-use std::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use alloc::rc::Rc;
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
@@ -13,6 +16,7 @@ use super::convert::optional_string;
 use super::js;
 use super::outbox::{reject, Driver};
 use super::store::NewMessages;
+use crate::core::text::concat;
 use crate::core::{Admitted, ErrorCode, OutboxError};
 
 /// Messages waiting for the next write, and whether a write is under way.
@@ -65,9 +69,12 @@ impl Driver {
                     js::get(&encoded, "message").as_string().unwrap_or_default(),
                 ));
             }
-            let admitted = self
-                .engine_mut()
-                .admit(key, group, js::now(), js::random_bytes())?;
+            let admitted = self.engine_mut().admit(
+                key,
+                group,
+                js::now(),
+                self.random.borrow_mut().ten_bytes(),
+            )?;
             Ok((admitted, claimed, body))
         });
         let (admitted, claimed, body) = match admitted {
@@ -83,7 +90,7 @@ impl Driver {
             resolve,
             reject,
         });
-        let start = !std::mem::replace(&mut self.batch.borrow_mut().writing, true);
+        let start = !core::mem::replace(&mut self.batch.borrow_mut().writing, true);
         if start {
             // Starts in a microtask: every `enqueue` of the current task joins this batch.
             spawn_local(self.write_batches());
@@ -93,7 +100,7 @@ impl Driver {
 
     async fn write_batches(self: Rc<Self>) {
         loop {
-            let batch = std::mem::take(&mut self.batch.borrow_mut().queue);
+            let batch = core::mem::take(&mut self.batch.borrow_mut().queue);
             if batch.is_empty() {
                 self.batch.borrow_mut().writing = false;
                 return;
@@ -113,7 +120,7 @@ impl Driver {
                     Ok(stored) if stored[i] => Ok(()),
                     Ok(_) => Err(OutboxError::new(
                         ErrorCode::DuplicateKey,
-                        format!("{} was stored by another tab first", w.admitted.key),
+                        concat(&[&w.admitted.key, " was stored by another tab first"]),
                     )),
                     Err(err) => Err(err.clone()),
                 };

@@ -2,9 +2,12 @@
 //! `name === "OutboxError"` and a stable `code`; a storage exception becomes an
 //! [`OutboxError`] with the code that says what kind of failure it was.
 
+use alloc::string::String;
+
 use js_sys::Reflect;
 use wasm_bindgen::JsValue;
 
+use crate::core::text::concat;
 use crate::core::{ErrorCode, OutboxError};
 
 impl From<OutboxError> for JsValue {
@@ -34,7 +37,7 @@ pub fn storage_error(value: &JsValue, doing: &str) -> OutboxError {
     };
     OutboxError::new(
         code,
-        format!("IndexedDB failed while {doing}: {name} {message}"),
+        concat(&["IndexedDB failed while ", doing, ": ", &name, " ", &message]),
     )
 }
 

@@ -1,6 +1,8 @@
 //! Small JS helpers. The JSON encoding is JavaScript because `JSON.stringify` with a
 //! replacer is both the fastest and the exact definition of "what JSON can represent".
 
+use alloc::vec::Vec;
+
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 
@@ -74,29 +76,37 @@ extern "C" {
     fn get_random_values(buffer: &mut [u8]) -> Result<(), JsValue>;
 }
 
-thread_local! {
-    /// Random bytes drawn in bulk: one `getRandomValues` call per 64 keys, not per key.
-    static RANDOM_POOL: std::cell::RefCell<(Vec<u8>, usize)> = const {
-        std::cell::RefCell::new((Vec::new(), 0))
-    };
+/// Random bytes drawn in bulk: one `getRandomValues` call per 64 keys, not per key.
+/// Owned by the driver (a `no_std` build has no thread-locals).
+#[derive(Default)]
+pub struct RandomPool {
+    bytes: Vec<u8>,
+    used: usize,
 }
 
-/// Ten bytes from `crypto.getRandomValues`, for a UUIDv7's random part.
-pub fn random_bytes() -> [u8; 10] {
-    RANDOM_POOL.with(|pool| {
-        let (bytes, used) = &mut *pool.borrow_mut();
-        if *used + 10 > bytes.len() {
-            bytes.resize(640, 0);
+impl RandomPool {
+    /// Ten bytes from `crypto.getRandomValues`, for a UUIDv7's random part.
+    pub fn ten_bytes(&mut self) -> [u8; 10] {
+        if self.used + 10 > self.bytes.len() {
+            self.bytes.resize(640, 0);
             // Every engine with WebAssembly has `crypto`; were it missing, a colliding key
             // would be refused as a duplicate, never overwrite a message.
-            let _ = get_random_values(bytes);
-            *used = 0;
+            let _ = get_random_values(&mut self.bytes);
+            self.used = 0;
         }
         let mut out = [0u8; 10];
-        out.copy_from_slice(&bytes[*used..*used + 10]);
-        *used += 10;
+        out.copy_from_slice(&self.bytes[self.used..self.used + 10]);
+        self.used += 10;
         out
-    })
+    }
+}
+
+/// `console.error(first, second)`, if there is a console.
+pub fn console_error(first: &JsValue, second: &JsValue) {
+    let console = global("console");
+    if let Ok(error) = get(&console, "error").dyn_into::<js_sys::Function>() {
+        let _ = error.call2(&console, first, second);
+    }
 }
 
 /// A uniform sample in `[0, 1)` for jitter (not security-sensitive).

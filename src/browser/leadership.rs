@@ -7,11 +7,15 @@
 //! others. Where Web Locks are missing, every tab is a sender and the server's
 //! idempotency keys make the duplicate requests harmless.
 
-use std::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use alloc::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
 use super::js::{self, Listener};
+use crate::core::text::concat;
 
 #[wasm_bindgen(inline_js = r#"
 export function requestLock(name, onChange) {
@@ -73,7 +77,7 @@ impl LockRequest {
             on_change(granted.is_truthy())
         });
         let handle = request_lock(
-            &format!("durable-outbox/{name}/sender"),
+            &concat(&["durable-outbox/", name, "/sender"]),
             on_change.as_ref().unchecked_ref(),
         );
         if handle.is_undefined() {

@@ -14,6 +14,7 @@
 //!   cross-tab notes (BroadcastChannel).
 //! - [`js`]: small JS helpers (strict JSON encoding, globals, randomness).
 //! - [`error`]: [`OutboxError`](crate::core::OutboxError) to and from JS values.
+//! - [`panic`]: a panic is a bug: where it happened goes to the console.
 //! - [`options`]: reading `Outbox.open`'s options.
 //! - [`types`]: the hand-written TypeScript declarations.
 
@@ -26,6 +27,7 @@ mod js;
 mod leadership;
 mod options;
 mod outbox;
+mod panic;
 mod records;
 mod store;
 mod tabs;
@@ -35,3 +37,5 @@ mod types;
 mod views;
 
 pub use outbox::Outbox;
+#[cfg(not(feature = "std"))]
+pub use panic::report_panic;

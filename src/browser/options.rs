@@ -1,6 +1,10 @@
 //! Reading `Outbox.open`'s options (and `setFlags`' patch), everything checked before
 //! anything is opened.
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use js_sys::Function;
 use wasm_bindgen::{JsCast, JsValue};
 

@@ -6,10 +6,14 @@
 //! microtask, after the Rust call that made them has returned and released its borrows,
 //! so a listener may call any method of the outbox.
 
-use std::cell::{Cell, Ref, RefCell, RefMut};
-use std::future::Future;
-use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use alloc::boxed::Box;
+use alloc::rc::{Rc, Weak};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::{Cell, Ref, RefCell, RefMut};
+use core::future::Future;
+use core::pin::Pin;
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
@@ -28,6 +32,7 @@ use super::tabs::{ForwardedFlush, RemoteFlush};
 use super::timer::WakeTimer;
 use super::transport::Sender;
 use super::views::{dead_record, event_to_js, pending_record, stats_to_js, summary_to_js};
+use crate::core::text::{concat, decimal};
 use crate::core::{
     Action, Engine, ErrorCode, Event, FlushId, Millis, OutboxError, Outcome, Settlement,
     StoredMessage, Transmit,
@@ -47,6 +52,8 @@ pub(super) struct Driver {
     sender: Sender,
     timer: RefCell<WakeTimer>,
     pub(super) batch: RefCell<EnqueueBatch>,
+    /// Random bytes for new keys.
+    pub(super) random: RefCell<js::RandomPool>,
     listeners: RefCell<Vec<(u32, Function)>>,
     next_listener: Cell<u32>,
     flush_waiters: RefCell<Vec<(FlushId, Function, Function)>>,
@@ -121,7 +128,7 @@ impl Outbox {
     }
 
     async fn opened(options: JsValue) -> Result<Outbox, OutboxError> {
-        report_panics();
+        super::panic::install_hook();
         let options = options::read(&options)?;
         let store = Store::open(&options.name, options.durability).await?;
         let loaded = store.load().await?;
@@ -130,6 +137,7 @@ impl Outbox {
         engine.set_online(connectivity::is_online());
         engine.set_paused(!options.auto_start);
         while engine.poll_event().is_some() {} // nobody is subscribed yet
+        let mut random = js::RandomPool::default();
         let driver = Rc::new(Driver {
             engine: RefCell::new(engine),
             store,
@@ -142,7 +150,8 @@ impl Outbox {
             delivery_scheduled: Cell::new(false),
             closed: Cell::new(false),
             connectivity: RefCell::new(None),
-            tab: crate::core::key::new_key(js::now(), js::random_bytes()),
+            tab: crate::core::key::new_key(js::now(), random.ten_bytes()),
+            random: RefCell::new(random),
             name: options.name,
             channel: RefCell::new(None),
             lock: RefCell::new(None),
@@ -431,7 +440,7 @@ impl Driver {
             }
         }
         // The attempt counts are persisted before the request goes out.
-        let request = format!("{}:{}", self.tab, transmits[0].request);
+        let request = concat(&[&self.tab, ":", &decimal(transmits[0].request)]);
         let bodies = self.store.begin_attempts(&request, &metas).await;
         if let Err(err) = &bodies {
             self.storage_failed(None, err);
@@ -517,7 +526,7 @@ impl Driver {
     pub(super) fn storage_failed(&self, key: Option<&str>, err: &OutboxError) {
         let event = Event::StorageFailed {
             key: key.map(String::from),
-            message: err.to_string(),
+            message: err.to_text(),
         };
         self.engine_mut().push_event(event);
     }
@@ -548,8 +557,10 @@ impl Driver {
             }
             let event = event_to_js(&event);
             for listener in listeners {
+                // A listener's exception must not stop the others; it goes where
+                // developers look.
                 if let Err(err) = listener.call1(&JsValue::NULL, &event) {
-                    web_sys_console_error(&err);
+                    js::console_error(&"durable-outbox: a subscribe listener threw:".into(), &err);
                 }
             }
         }
@@ -574,34 +585,5 @@ impl Driver {
                 let _ = resolve.call1(&JsValue::NULL, &summary_to_js(&summary));
             }
         }
-    }
-}
-
-/// A panic is a bug in this library; say so on the console instead of a bare
-/// `unreachable` trap.
-fn report_panics() {
-    // A flag, not `std::sync::Once`: the module is single-threaded, and `Once` costs
-    // about 0.2 KB of gzip.
-    static SET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if SET.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        return;
-    }
-    std::panic::set_hook(Box::new(|info| {
-        let console = js::global("console");
-        if let Ok(error) = js::get(&console, "error").dyn_into::<Function>() {
-            let _ = error.call1(&console, &format!("durable-outbox bug: {info}").into());
-        }
-    }));
-}
-
-/// A listener's exception must not stop the others; report it where developers look.
-fn web_sys_console_error(err: &JsValue) {
-    let console = js::global("console");
-    if let Ok(error) = js::get(&console, "error").dyn_into::<Function>() {
-        let _ = error.call2(
-            &console,
-            &"durable-outbox: a subscribe listener threw:".into(),
-            err,
-        );
     }
 }

@@ -9,6 +9,7 @@ use wasm_bindgen::JsValue;
 
 use super::convert::{boolean, nullable_number, nullable_str, number, string, whole};
 use super::js::{get, set};
+use crate::core::text::concat;
 use crate::core::{DeadReason, ErrorCode, Flags, LastError, Millis, OutboxError, StoredMessage};
 
 /// A dead letter as stored: the message as it was when it died, why, and when.
@@ -82,7 +83,7 @@ pub fn message_to_js(m: &StoredMessage) -> Object {
 fn unreadable(name: &str) -> OutboxError {
     OutboxError::new(
         ErrorCode::StorageError,
-        format!("a stored message has no valid {name}"),
+        concat(&["a stored message has no valid ", name]),
     )
 }
 

@@ -7,6 +7,10 @@
 //! message leaves pending storage only in the transaction that records where it went,
 //! so a crash at any point leaves it in exactly one store.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use js_sys::{Array, Float64Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -17,6 +21,7 @@ pub use super::records::DeadRecord;
 use super::records::{
     dead_from_js, flags_from_js, flags_to_js, message_from_js, message_to_js, reason_str,
 };
+use crate::core::text::concat;
 use crate::core::{ErrorCode, Flags, LastError, Millis, OutboxError, Settlement, StoredMessage};
 
 #[wasm_bindgen(module = "/src/browser/store.js")]
@@ -134,7 +139,7 @@ pub struct Store {
 fn unreadable(what: &str) -> OutboxError {
     OutboxError::new(
         ErrorCode::StorageError,
-        format!("a stored {what} is unreadable"),
+        concat(&["a stored ", what, " is unreadable"]),
     )
 }
 
@@ -209,7 +214,7 @@ impl Store {
             ));
         }
         let db = done(
-            open_database(&format!("durable-outbox/{name}")),
+            open_database(&concat(&["durable-outbox/", name])),
             "opening the database",
         )
         .await?;

@@ -8,7 +8,9 @@
 //! discard or change flags itself, since those are storage writes plus a note; a
 //! `flush()` in a mirror is forwarded to the sender.
 
-use std::rc::{Rc, Weak};
+use alloc::string::String;
+
+use alloc::rc::{Rc, Weak};
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::JsValue;
@@ -112,7 +114,7 @@ impl Driver {
             Err(err) => self.storage_failed(None, &err),
         }
         // Flushes this tab forwarded to the old sender may never be answered: run them here.
-        let forwarded = std::mem::take(&mut *self.forwarded_flushes.borrow_mut());
+        let forwarded = core::mem::take(&mut *self.forwarded_flushes.borrow_mut());
         for waiter in forwarded {
             let local = self.engine_mut().flush();
             self.local_flushes

@@ -1,9 +1,45 @@
-//! The one wake-up timer of an outbox, re-armed only when the engine's deadline moves
-//! (as quinn's drivers do), so a busy queue does not churn through `setTimeout`s.
+//! Timers: [`Timeout`], a `setTimeout` cancelled on drop, and [`WakeTimer`], the one
+//! wake-up timer of an outbox, re-armed only when the engine's deadline moves (as
+//! quinn's drivers do), so a busy queue does not churn through `setTimeout`s.
 
-use gloo_timers::callback::Timeout;
+use js_sys::Function;
+use wasm_bindgen::prelude::*;
 
 use crate::core::Millis;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &Function, millis: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+/// A `setTimeout`, cancelled when dropped: gloo-timers' `Timeout`, written out because
+/// gloo-timers links std, which the published build leaves out.
+#[must_use = "the timeout is cancelled when dropped"]
+pub struct Timeout {
+    id: JsValue,
+    _callback: Closure<dyn FnMut()>,
+}
+
+impl Timeout {
+    /// Calls `callback` once, after `millis` milliseconds.
+    pub fn new(millis: u32, callback: impl FnOnce() + 'static) -> Timeout {
+        let callback = Closure::once(callback);
+        let id = set_timeout(callback.as_ref().unchecked_ref(), millis as i32);
+        Timeout {
+            id,
+            _callback: callback,
+        }
+    }
+}
+
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        clear_timeout(&self.id);
+    }
+}
 
 /// A timer that fires at a deadline; cancelled when dropped or re-armed.
 #[derive(Default)]

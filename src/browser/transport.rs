@@ -2,6 +2,9 @@
 //! turned into an [`Outcome`] for the engine. The requests themselves are made in
 //! `transport.js`; this side picks the route and classifies the answers.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;

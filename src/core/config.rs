@@ -3,6 +3,9 @@
 //! Numbers arrive as `f64` because that is what JavaScript hands over; validating them
 //! here keeps "negative, NaN, fractional" checks in one tested place.
 
+use alloc::format;
+use alloc::string::String;
+
 use super::error::{ErrorCode, OutboxError};
 
 /// How a retry delay is spread so that many clients do not retry in lockstep.
@@ -194,7 +197,9 @@ impl Config {
 /// A non-negative whole number at least `min`, that JavaScript can represent exactly.
 fn whole_number(name: &str, v: f64, min: f64) -> Result<u64, OutboxError> {
     const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
-    if !v.is_finite() || v.fract() != 0.0 || v < min || v > MAX_SAFE {
+    // In range, a whole number survives the round trip through u64 (`f64::fract` is
+    // not in `core`).
+    if !(min..=MAX_SAFE).contains(&v) || v as u64 as f64 != v {
         // Neither number is formatted as a float: that would bring core's float printing
         // (about 25 KB) into the wasm module for one error message.
         return Err(invalid(format!(

@@ -10,16 +10,19 @@
 //! A message's life: admitted (its key reserved) → committed (pending, idle) → in flight →
 //! settling → delivered (gone), idle again (retry), or dead.
 
-use std::collections::VecDeque;
-
-use super::ordered_set::OrderedSet;
+use alloc::borrow::ToOwned;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::config::{Config, Flags, FlagsPatch};
 use super::error::{ErrorCode, OutboxError};
 use super::event::{DeadReason, Event, LastError};
 use super::key::{new_key, validate_key, MAX_KEY_LEN};
+use super::ordered_set::OrderedSet;
 use super::outcome::{Class, Outcome};
 use super::schedule::retry_delay;
+use super::text::{concat, decimal};
 use super::Millis;
 
 /// A message's metadata as storage keeps it; what the engine is restored from.
@@ -344,7 +347,7 @@ impl Entries {
 
 // Every `entries[&pos]` panics with the same message at the same place: one panic site
 // in the wasm module instead of one per `expect`.
-impl std::ops::Index<&Pos> for Entries {
+impl core::ops::Index<&Pos> for Entries {
     type Output = Entry;
 
     fn index(&self, pos: &Pos) -> &Entry {
@@ -353,7 +356,7 @@ impl std::ops::Index<&Pos> for Entries {
     }
 }
 
-impl std::ops::IndexMut<&Pos> for Entries {
+impl core::ops::IndexMut<&Pos> for Entries {
     fn index_mut(&mut self, pos: &Pos) -> &mut Entry {
         let (_, entry) = self.slots.get_mut(pos.slot).expect("a known entry");
         entry
@@ -491,7 +494,7 @@ impl KeyMap {
     fn insert(&mut self, key: String, value: u64) -> Option<u64> {
         if let Some(slot) = self.find(&key) {
             let (_, old) = self.slots.get_mut(slot)?;
-            return Some(std::mem::replace(old, value));
+            return Some(core::mem::replace(old, value));
         }
         self.index.insert(KeyMap::entry(&key, self.slots.vacant()));
         self.slots.put((key, value));
@@ -617,7 +620,7 @@ impl Engine {
         for key in dead_keys {
             self.dead.insert(key, 0);
         }
-        if self.entries.len() > 0 || self.by_key.len() > 0 {
+        if self.entries.len() > 0 || !self.by_key.is_empty() {
             for m in pending {
                 self.next_seq = self.next_seq.max(m.seq + 1);
                 let wait = Wait::reloaded(m.next_attempt_at);
@@ -697,20 +700,27 @@ impl Engine {
             if g.is_empty() || g.len() > MAX_KEY_LEN {
                 return Err(OutboxError::new(
                     ErrorCode::InvalidGroup,
-                    format!("a group must be 1 to {MAX_KEY_LEN} bytes long"),
+                    concat(&[
+                        "a group must be 1 to ",
+                        &decimal(MAX_KEY_LEN as u64),
+                        " bytes long",
+                    ]),
                 ));
             }
         }
         if self.by_key.contains_key(&key) || self.reserved.contains_key(&key) {
             return Err(OutboxError::new(
                 ErrorCode::DuplicateKey,
-                format!("{key} is already pending"),
+                concat(&[&key, " is already pending"]),
             ));
         }
         if self.dead.contains_key(&key) {
             return Err(OutboxError::new(
                 ErrorCode::DuplicateKey,
-                format!("{key} is in the dead-letter store; retry or discard it there"),
+                concat(&[
+                    &key,
+                    " is in the dead-letter store; retry or discard it there",
+                ]),
             ));
         }
         let seq = self.allocate_seq(now);
@@ -763,10 +773,11 @@ impl Engine {
             return None; // forced entries sort first (due 0), so none are behind this one
         }
         if now.saturating_sub(entry.active_since) >= self.config.max_age_ms {
-            let message = format!(
-                "not delivered within maxAgeMs ({} ms)",
-                self.config.max_age_ms
-            );
+            let message = concat(&[
+                "not delivered within maxAgeMs (",
+                &decimal(self.config.max_age_ms),
+                " ms)",
+            ]);
             return Some(self.dead_without_sending(pos, DeadReason::Expired, message, now));
         }
         if entry.attempts >= self.config.max_attempts {
@@ -774,10 +785,11 @@ impl Engine {
             // then the page went away before its outcome was recorded. That attempt counts
             // (it was persisted before the request went out), so the cap is used up: sending
             // again would make attempt maxAttempts + 1.
-            let message = format!(
-                "the last of maxAttempts ({}) attempts was interrupted before its outcome was recorded",
-                self.config.max_attempts
-            );
+            let message = concat(&[
+                "the last of maxAttempts (",
+                &decimal(self.config.max_attempts.into()),
+                ") attempts was interrupted before its outcome was recorded",
+            ]);
             return Some(self.dead_without_sending(pos, DeadReason::MaxAttempts, message, now));
         }
         if self.requests >= self.config.concurrency {
@@ -959,7 +971,7 @@ impl Engine {
             } => {
                 let last_error = LastError {
                     status: Some(status),
-                    message: format!("rejected with HTTP {status}"),
+                    message: concat(&["rejected with HTTP ", &decimal(status.into())]),
                 };
                 let dead = Settlement::Dead {
                     key: key.into(),
@@ -978,15 +990,16 @@ impl Engine {
                 true,
                 LastError {
                     status: Some(status),
-                    message: format!("HTTP {status}"),
+                    message: concat(&["HTTP ", &decimal(status.into())]),
                 },
                 retry_after,
             ),
             Outcome::Timeout => {
-                let message = format!(
-                    "no answer within requestTimeoutMs ({} ms)",
-                    self.config.request_timeout_ms
-                );
+                let message = concat(&[
+                    "no answer within requestTimeoutMs (",
+                    &decimal(self.config.request_timeout_ms),
+                    " ms)",
+                ]);
                 (
                     true,
                     LastError {
@@ -1057,7 +1070,7 @@ impl Engine {
         let State::Settling {
             settlement,
             request,
-        } = std::mem::replace(&mut entry.state, State::Idle)
+        } = core::mem::replace(&mut entry.state, State::Idle)
         else {
             return;
         };
@@ -1247,7 +1260,7 @@ impl Engine {
     /// stored truth, including messages the previous sender had in flight.
     pub fn resync(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
         debug_assert!(self.requests == 0, "a mirror has nothing in flight");
-        for flush in std::mem::take(&mut self.flushes) {
+        for flush in core::mem::take(&mut self.flushes) {
             self.flushes_done
                 .push_back((flush.id, FlushSummary::default()));
         }

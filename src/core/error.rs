@@ -1,7 +1,11 @@
 //! The one error type of the outbox. Every error carries a stable [`ErrorCode`] that
 //! apps can match on; the message is for people and may change.
 
-use std::fmt;
+use alloc::string::String;
+
+use super::text::concat;
+
+use core::fmt;
 
 /// A stable, machine-readable error code. The JS side sees it as `error.code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,12 +67,17 @@ impl OutboxError {
             message: message.into(),
         }
     }
+
+    /// `<code>: <message>`, as `Display` shows it (without `core::fmt`, for the wasm).
+    pub fn to_text(&self) -> String {
+        concat(&[self.code.as_str(), ": ", &self.message])
+    }
 }
 
 impl fmt::Display for OutboxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.message)
+        f.write_str(&self.to_text())
     }
 }
 
-impl std::error::Error for OutboxError {}
+impl core::error::Error for OutboxError {}

@@ -2,6 +2,8 @@
 //! after the Rust call that produced them has returned, so a listener can call back
 //! into the outbox without re-entering it mid-borrow.
 
+use alloc::string::String;
+
 use super::config::Flags;
 use super::Millis;
 

@@ -1,6 +1,9 @@
 //! Idempotency keys: the rules of the IETF draft's header value, and UUIDv7 generation.
 
+use alloc::string::String;
+
 use super::error::{ErrorCode, OutboxError};
+use super::text::{concat, decimal};
 use super::Millis;
 
 /// The longest key accepted; the reference server applies the same limit.
@@ -15,10 +18,12 @@ pub fn validate_key(key: &str) -> Result<(), OutboxError> {
     if key.len() > MAX_KEY_LEN {
         return Err(OutboxError::new(
             ErrorCode::InvalidKey,
-            format!(
-                "the key is {} bytes long; the limit is {MAX_KEY_LEN}",
-                key.len()
-            ),
+            concat(&[
+                "the key is ",
+                &decimal(key.len() as u64),
+                " bytes long; the limit is ",
+                &decimal(MAX_KEY_LEN as u64),
+            ]),
         ));
     }
     // The offending character is located, not quoted: `{:?}` would bring core's escaping
@@ -26,9 +31,11 @@ pub fn validate_key(key: &str) -> Result<(), OutboxError> {
     if let Some(at) = key.bytes().position(|b| !b.is_ascii_graphic()) {
         return Err(OutboxError::new(
             ErrorCode::InvalidKey,
-            format!(
-                "the key has a space, control or non-ASCII character at byte {at}; only visible ASCII characters are allowed"
-            ),
+            concat(&[
+                "the key has a space, control or non-ASCII character at byte ",
+                &decimal(at as u64),
+                "; only visible ASCII characters are allowed",
+            ]),
         ));
     }
     Ok(())

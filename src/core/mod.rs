@@ -11,6 +11,7 @@
 //! - [`schedule`]: the retry schedule (exponential backoff, jitter, `Retry-After`).
 //! - [`outcome`]: what a send attempt ended in, and the status table that classifies it.
 //! - [`http_date`]: HTTP dates, for `Retry-After`.
+//! - [`text`]: messages of words and numbers, without `core::fmt`.
 //! - [`event`]: the events the engine queues for the app.
 //! - [`ordered_set`]: the sorted set under the engine's indexes (smaller than std's B-tree).
 //! - [`engine`]: the state machine: per-group ordering, concurrency, the retry cap,
@@ -30,6 +31,7 @@ pub mod key;
 mod ordered_set;
 pub mod outcome;
 pub mod schedule;
+pub mod text;
 
 pub use config::{Config, Flags, FlagsPatch, Jitter};
 pub use engine::{

@@ -7,6 +7,9 @@
 //! the place in it, and an insert or removal moves at most one block's items. The common
 //! cases, adding after the last item and removing the first, stay cheap.
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 /// The most items in one block: small enough that shifting a block is quick, large
 /// enough that the list of blocks stays short.
 const BLOCK: usize = 128;
@@ -180,7 +183,8 @@ impl<'a, T> Iterator for Iter<'a, T> {
     }
 }
 
-#[cfg(test)]
+// proptest is a native-only dev-dependency.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use proptest::prelude::*;

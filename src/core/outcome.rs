@@ -1,5 +1,7 @@
 //! What a send attempt ended in, and the status table that decides what happens next.
 
+use alloc::string::String;
+
 use super::http_date::parse_http_date;
 use super::Millis;
 

@@ -24,7 +24,8 @@ pub fn jittered(wait: u64, jitter: Jitter, rand: f64) -> u64 {
         Jitter::Equal => w / 2.0 + (w / 2.0) * rand,
         Jitter::None => w,
     };
-    (spread.floor() as u64).min(wait)
+    // `spread` is not negative, so the cast rounds down (`f64::floor` is not in `core`).
+    (spread as u64).min(wait)
 }
 
 /// The wait before retry `n`, jittered.
