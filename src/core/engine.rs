@@ -11,13 +11,13 @@
 //! settling → delivered (gone), idle again (retry), or dead.
 
 use alloc::borrow::ToOwned;
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::config::{Config, Flags, FlagsPatch};
 use super::error::{ErrorCode, OutboxError};
 use super::event::{DeadReason, Event, LastError};
+use super::fifo::Fifo;
 use super::key::{new_key, validate_key, MAX_KEY_LEN};
 use super::ordered_set::OrderedSet;
 use super::outcome::{Class, Outcome};
@@ -569,9 +569,9 @@ pub struct Engine {
     next_request: RequestId,
     attempts: u64,
     delivered: u64,
-    events: VecDeque<Event>,
+    events: Fifo<Event>,
     flushes: Vec<Flush>,
-    flushes_done: VecDeque<(FlushId, FlushSummary)>,
+    flushes_done: Fifo<(FlushId, FlushSummary)>,
     next_flush: FlushId,
 }
 
@@ -598,9 +598,9 @@ impl Engine {
             next_request: 1,
             attempts: 0,
             delivered: 0,
-            events: VecDeque::new(),
+            events: Fifo::default(),
             flushes: Vec::new(),
-            flushes_done: VecDeque::new(),
+            flushes_done: Fifo::default(),
             next_flush: 1,
         }
     }
@@ -739,7 +739,7 @@ impl Engine {
         if self.reserved.remove(&admitted.key).is_none() {
             return;
         }
-        self.events.push_back(Event::Enqueued {
+        self.events.push(Event::Enqueued {
             key: admitted.key.clone(),
             group: admitted.group.clone(),
         });
@@ -844,7 +844,7 @@ impl Engine {
             request,
             bytes: entry.bytes,
         };
-        self.events.push_back(Event::Sending {
+        self.events.push(Event::Sending {
             key: transmit.key.clone(),
             attempt,
         });
@@ -862,7 +862,7 @@ impl Engine {
         let group = self.entries[&pos].group.clone();
         self.remove(pos);
         self.delivered += 1;
-        self.events.push_back(Event::Delivered {
+        self.events.push(Event::Delivered {
             key,
             group,
             attempts,
@@ -1094,7 +1094,7 @@ impl Engine {
             } => {
                 let counted = !network;
                 let attempt = if counted { attempt } else { attempt + 1 };
-                self.events.push_back(Event::AttemptFailed {
+                self.events.push(Event::AttemptFailed {
                     key: key.clone(),
                     attempt,
                     status: last_error.status,
@@ -1104,7 +1104,7 @@ impl Engine {
                 self.arm(pos);
                 if let Some(at) = self.entries[&pos].armed {
                     let failed_at = self.entries[&pos].wait.failed_at.unwrap_or(at);
-                    self.events.push_back(Event::RetryScheduled {
+                    self.events.push(Event::RetryScheduled {
                         key: key.clone(),
                         at,
                         delay_ms: at.saturating_sub(failed_at),
@@ -1120,7 +1120,7 @@ impl Engine {
                 ..
             } => {
                 if from_send {
-                    self.events.push_back(Event::AttemptFailed {
+                    self.events.push(Event::AttemptFailed {
                         key: key.clone(),
                         attempt,
                         status: last_error.status,
@@ -1131,7 +1131,7 @@ impl Engine {
                 self.remove(pos);
                 self.dead.insert(key.clone(), 0);
                 self.note_flush(&key, |s| s.dead += 1, None);
-                self.events.push_back(Event::DeadLettered {
+                self.events.push(Event::DeadLettered {
                     key,
                     reason,
                     last_error,
@@ -1174,7 +1174,7 @@ impl Engine {
             summary,
         };
         if flush.remaining.is_empty() {
-            self.flushes_done.push_back((id, flush.summary));
+            self.flushes_done.push((id, flush.summary));
         } else {
             self.flushes.push(flush);
         }
@@ -1183,7 +1183,7 @@ impl Engine {
 
     /// A finished flush, if any.
     pub fn poll_flush_done(&mut self) -> Option<(FlushId, FlushSummary)> {
-        self.flushes_done.pop_front()
+        self.flushes_done.pop()
     }
 
     /// Changes the flags. A shorter interval or re-enabled retries reschedule waiting
@@ -1198,7 +1198,7 @@ impl Engine {
             if entry.failures > 0 && entry.armed != before {
                 if let Some(at) = entry.armed {
                     let delay_ms = at.saturating_sub(now);
-                    self.events.push_back(Event::RetryScheduled {
+                    self.events.push(Event::RetryScheduled {
                         key: entry.key.clone(),
                         at,
                         delay_ms,
@@ -1206,8 +1206,7 @@ impl Engine {
                 }
             }
         }
-        self.events
-            .push_back(Event::FlagsChanged { flags: self.flags });
+        self.events.push(Event::FlagsChanged { flags: self.flags });
         Ok(self.flags)
     }
 
@@ -1218,7 +1217,7 @@ impl Engine {
             return;
         }
         self.online = online;
-        self.events.push_back(if online {
+        self.events.push(if online {
             Event::Online
         } else {
             Event::Offline
@@ -1261,8 +1260,7 @@ impl Engine {
     pub fn resync(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
         debug_assert!(self.requests == 0, "a mirror has nothing in flight");
         for flush in core::mem::take(&mut self.flushes) {
-            self.flushes_done
-                .push_back((flush.id, FlushSummary::default()));
+            self.flushes_done.push((flush.id, FlushSummary::default()));
         }
         self.entries.clear();
         self.by_key.clear();
@@ -1283,7 +1281,7 @@ impl Engine {
                 continue;
             }
             self.next_seq = self.next_seq.max(m.seq + 1);
-            self.events.push_back(Event::Enqueued {
+            self.events.push(Event::Enqueued {
                 key: m.key.clone(),
                 group: m.group.clone(),
             });
@@ -1320,7 +1318,7 @@ impl Engine {
                 entry.attempts = attempts;
                 entry.failures = entry.failures.saturating_add(1);
                 entry.last_error = Some(last_error.clone());
-                self.events.push_back(Event::AttemptFailed {
+                self.events.push(Event::AttemptFailed {
                     key: key.clone(),
                     attempt: if counted { attempts } else { attempts + 1 },
                     status: last_error.status,
@@ -1328,7 +1326,7 @@ impl Engine {
                     counted,
                 });
                 if let Some(at) = next_attempt_at {
-                    self.events.push_back(Event::RetryScheduled {
+                    self.events.push(Event::RetryScheduled {
                         key,
                         at,
                         delay_ms: 0,
@@ -1345,7 +1343,7 @@ impl Engine {
                     self.remove(pos);
                 }
                 self.dead.insert(key.clone(), 0);
-                self.events.push_back(Event::DeadLettered {
+                self.events.push(Event::DeadLettered {
                     key,
                     reason,
                     last_error,
@@ -1371,8 +1369,7 @@ impl Engine {
             if self.dead.remove(&m.key).is_none() {
                 continue;
             }
-            self.events
-                .push_back(Event::Redriven { key: m.key.clone() });
+            self.events.push(Event::Redriven { key: m.key.clone() });
             self.insert(m, FRESH);
         }
     }
@@ -1381,7 +1378,7 @@ impl Engine {
     pub fn discarded(&mut self, keys: Vec<String>) {
         for key in keys {
             if self.dead.remove(&key).is_some() {
-                self.events.push_back(Event::Discarded { key });
+                self.events.push(Event::Discarded { key });
             }
         }
     }
@@ -1428,13 +1425,13 @@ impl Engine {
 
     /// The next queued event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.events.pop()
     }
 
     /// Queues an event from the driver (for example a storage failure), so that all
     /// events reach listeners through one path and in order.
     pub fn push_event(&mut self, event: Event) {
-        self.events.push_back(event);
+        self.events.push(event);
     }
 
     /// Counts for display.
@@ -1579,7 +1576,7 @@ impl Engine {
             }
             if flush.remaining.is_empty() {
                 let done = self.flushes.swap_remove(i);
-                self.flushes_done.push_back((done.id, done.summary));
+                self.flushes_done.push((done.id, done.summary));
             } else {
                 i += 1;
             }

@@ -13,6 +13,7 @@
 //! - [`http_date`]: HTTP dates, for `Retry-After`.
 //! - [`text`]: messages of words and numbers, without `core::fmt`.
 //! - [`event`]: the events the engine queues for the app.
+//! - [`fifo`]: the queue the engine's events wait in.
 //! - [`ordered_set`]: the sorted set under the engine's indexes (smaller than std's B-tree).
 //! - [`engine`]: the state machine: per-group ordering, concurrency, the retry cap,
 //!   expiry and the dead-letter rules.
@@ -26,6 +27,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod event;
+mod fifo;
 pub mod http_date;
 pub mod key;
 mod ordered_set;
