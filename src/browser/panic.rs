@@ -33,23 +33,11 @@ pub fn install_hook() {}
 /// <file>:<line>`, the message only if it is a plain string.
 #[cfg(not(feature = "std"))]
 pub fn report_panic(info: &core::panic::PanicInfo) {
-    let mut text = alloc::string::String::from(info.message().as_str().unwrap_or("panic"));
-    if let Some(at) = info.location() {
-        text.push_str(" at ");
-        text.push_str(at.file());
-        text.push(':');
-        // The line in decimal, without the formatting machinery.
-        let (mut line, mut digits) = (at.line(), [0u8; 10]);
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (line % 10) as u8;
-            line /= 10;
-            if line == 0 {
-                break;
-            }
-        }
-        text.extend(digits[start..].iter().map(|&d| char::from(d)));
-    }
+    use crate::core::text::{concat, decimal};
+    let message = info.message().as_str().unwrap_or("panic");
+    let text = match info.location() {
+        Some(at) => concat(&[message, " at ", at.file(), ":", &decimal(at.line().into())]),
+        None => message.into(),
+    };
     console_error(&"durable-outbox bug:".into(), &text.as_str().into());
 }
