@@ -74,17 +74,7 @@ pub fn optional<T>(
         .ok_or_else(|| format!("{name} must be {what}"))
 }
 
-/// An optional number field.
-pub fn optional_number(value: &JsValue, name: &str) -> Result<Option<f64>, String> {
-    optional(value, name, |v| v.as_f64(), "a number")
-}
-
 /// An optional string field.
 pub fn optional_string(value: &JsValue, name: &str) -> Result<Option<String>, String> {
     optional(value, name, |v| v.as_string(), "a string")
-}
-
-/// An optional boolean field.
-pub fn optional_bool(value: &JsValue, name: &str) -> Result<Option<bool>, String> {
-    optional(value, name, |v| v.as_bool(), "a boolean")
 }
