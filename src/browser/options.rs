@@ -3,7 +3,7 @@
 //!
 //! The fields are checked in a fixed order: the first bad one is the one an error names.
 
-use js_sys::Function;
+use js_sys::{Array, Function};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::error::invalid_options;
@@ -218,20 +218,20 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
         auto_start,
     })
 }
-fn static_headers(value: &JsValue) -> Result<Vec<(String, String)>, OutboxError> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(Vec::new());
+/// The `headers` option as `[name, value]` pairs, every value checked to be a string.
+fn static_headers(value: &JsValue) -> Result<Array, OutboxError> {
+    if absent(value) {
+        return Ok(Array::new());
     }
     if !value.is_object() {
         return Err(invalid_options("headers must be an object of strings"));
     }
-    let mut headers = Vec::new();
-    for pair in js_sys::Object::entries(value.unchecked_ref()).iter() {
-        let pair: js_sys::Array = pair.unchecked_into();
-        match (pair.get(0).as_string(), pair.get(1).as_string()) {
-            (Some(name), Some(value)) => headers.push((name, value)),
-            _ => return Err(invalid_options("headers must be an object of strings")),
+    // Object.entries names only string keys.
+    let pairs = js_sys::Object::entries(value.unchecked_ref());
+    for pair in pairs.iter() {
+        if pair.unchecked_into::<Array>().get(1).as_string().is_none() {
+            return Err(invalid_options("headers must be an object of strings"));
         }
     }
-    Ok(headers)
+    Ok(pairs)
 }

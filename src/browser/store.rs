@@ -209,7 +209,7 @@ impl Store {
             ));
         }
         let db = done(
-            open_database(&format!("durable-outbox/{name}")),
+            open_database(&(String::from("durable-outbox/") + name)),
             "opening the database",
         )
         .await?;

@@ -47,8 +47,9 @@ pub enum Route {
     Fetch {
         /// The URL.
         endpoint: String,
-        /// Static headers, sent with every request.
-        headers: Vec<(String, String)>,
+        /// Static headers, sent with every request: `[name, value]` pairs of strings, as
+        /// `new Headers(...)` takes them (`Object.entries` of the option, checked).
+        headers: Array,
         /// Called before each send for fresh headers (an auth token, say).
         get_headers: Option<Function>,
     },
@@ -68,15 +69,6 @@ pub struct Sender {
     pub batch_endpoint: Option<String>,
 }
 
-/// `[name, value]` pairs, as `new Headers(...)` takes them.
-fn header_pairs(headers: &[(String, String)]) -> Array {
-    let pairs = Array::new();
-    for (name, value) in headers {
-        pairs.push(&Array::of2(&name.into(), &value.into()));
-    }
-    pairs
-}
-
 /// Awaits one of `transport.js`'s calls (which never reject).
 async fn answer(promise: Promise) -> JsValue {
     JsFuture::from(promise).await.unwrap_or_else(|e| e)
@@ -93,7 +85,7 @@ impl Sender {
                 get_headers,
             } => post_one(
                 endpoint,
-                &header_pairs(headers),
+                headers,
                 get_headers.clone(),
                 &transmit.key,
                 body,
@@ -132,7 +124,7 @@ impl Sender {
         }
         let reply = answer(post_batch(
             url,
-            &header_pairs(headers),
+            headers,
             get_headers.clone(),
             &keys,
             &bodies,
