@@ -161,8 +161,8 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
     let endpoint = &v[ENDPOINT];
     let route = match (transport, endpoint.as_string()) {
         (Some(f), _) => Route::Custom(f),
-        (None, Some(endpoint)) if !endpoint.is_empty() => Route::Fetch {
-            endpoint,
+        (None, Some(url)) if !url.is_empty() => Route::Fetch {
+            endpoint: endpoint.clone(),
             headers: static_headers(&v[HEADERS])?,
             get_headers: function(&v[GET_HEADERS], "getHeaders")?,
         },
@@ -190,7 +190,7 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
     let batch_endpoint = match &v[BATCH_ENDPOINT] {
         v if absent(v) => None,
         v => match (v.as_string(), &route) {
-            (Some(url), Route::Fetch { .. }) if !url.is_empty() => Some(url),
+            (Some(url), Route::Fetch { .. }) if !url.is_empty() => Some(v.clone()),
             (Some(_), Route::Custom(_)) => {
                 return Err(invalid_options(
                     "batchEndpoint needs endpoint (fetch), not a transport",

@@ -14,7 +14,7 @@ use crate::core::{classify_status, Class, Outcome, Transmit};
 extern "C" {
     #[wasm_bindgen(js_name = postOne)]
     fn post_one(
-        url: &str,
+        url: &JsValue,
         headers: &Array,
         get_headers: Option<Function>,
         key: &str,
@@ -23,7 +23,7 @@ extern "C" {
     ) -> Promise;
     #[wasm_bindgen(js_name = postBatch)]
     fn post_batch(
-        url: &str,
+        url: &JsValue,
         headers: &Array,
         get_headers: Option<Function>,
         keys: &Array,
@@ -45,8 +45,9 @@ extern "C" {
 pub enum Route {
     /// POST to `endpoint` with `fetch`.
     Fetch {
-        /// The URL.
-        endpoint: String,
+        /// The URL (a non-empty string), kept as the app's JS string: it is only ever
+        /// handed back to `fetch`.
+        endpoint: JsValue,
         /// Static headers, sent with every request: `[name, value]` pairs of strings, as
         /// `new Headers(...)` takes them (`Object.entries` of the option, checked).
         headers: Array,
@@ -66,7 +67,7 @@ pub struct Sender {
     /// Abort after this long.
     pub timeout_ms: u64,
     /// Where batches go (`POST {"items": [{key, payload}]}`), when batch mode is on.
-    pub batch_endpoint: Option<String>,
+    pub batch_endpoint: Option<JsValue>,
 }
 
 /// Awaits one of `transport.js`'s calls (which never reject).
