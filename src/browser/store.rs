@@ -172,7 +172,9 @@ fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
     let keys = get(columns, "keys").as_string().unwrap_or_default();
     let groups = strings(&get(columns, "groups"));
     let mut messages = Vec::new();
-    for (key, n) in lines(&keys).zip(numbers.chunks_exact(7)) {
+    let mut keys = lines(&keys);
+    for n in numbers.chunks_exact(7) {
+        let Some(key) = keys.next() else { break };
         messages.push(StoredMessage {
             key: key.to_owned(),
             seq: n[0] as u64,
@@ -227,11 +229,13 @@ impl Store {
         )
         .await?;
         let flags = get(&columns, "flags");
+        let mut dead_keys = Vec::new();
+        for key in lines(&get(&columns, "dead").as_string().unwrap_or_default()) {
+            dead_keys.push(key.to_owned());
+        }
         Ok(Loaded {
             pending: messages_from_columns(&columns),
-            dead_keys: lines(&get(&columns, "dead").as_string().unwrap_or_default())
-                .map(String::from)
-                .collect(),
+            dead_keys,
             flags: if flags.is_undefined() {
                 None
             } else {
