@@ -188,15 +188,24 @@ fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
         });
     }
     // [index, status (-1 for none), message] for the few that failed before.
-    let errors: Vec<JsValue> = get(columns, "errors").unchecked_into::<Array>().to_vec();
-    for e in errors.chunks_exact(3) {
-        let Some(m) = e[0].as_f64().and_then(|i| messages.get_mut(i as usize)) else {
-            continue;
-        };
-        m.last_error = Some(LastError {
-            status: e[1].as_f64().filter(|s| *s >= 0.0).map(|s| s as u16),
-            message: e[2].as_string().unwrap_or_default(),
-        });
+    let errors: Array = get(columns, "errors").unchecked_into();
+    let mut i = 0;
+    while i + 3 <= errors.length() {
+        if let Some(m) = errors
+            .get(i)
+            .as_f64()
+            .and_then(|m| messages.get_mut(m as usize))
+        {
+            m.last_error = Some(LastError {
+                status: errors
+                    .get(i + 1)
+                    .as_f64()
+                    .filter(|s| *s >= 0.0)
+                    .map(|s| s as u16),
+                message: errors.get(i + 2).as_string().unwrap_or_default(),
+            });
+        }
+        i += 3;
     }
     messages
 }
