@@ -69,9 +69,16 @@ pub fn optional<T>(
     if field.is_undefined() || field.is_null() {
         return Ok(None);
     }
-    read(field)
-        .map(Some)
-        .ok_or_else(|| format!("{name} must be {what}"))
+    read(field).map(Some).ok_or_else(|| must_be(name, what))
+}
+
+/// `"<name> must be <what>"`, the message for a field of the wrong type. Built by
+/// hand: no `fmt::Arguments` at each caller.
+pub fn must_be(name: &str, what: &str) -> String {
+    let mut message = String::from(name);
+    message.push_str(" must be ");
+    message.push_str(what);
+    message
 }
 
 /// An optional string field.

@@ -6,6 +6,7 @@
 use js_sys::{Array, Function};
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::convert::must_be;
 use super::error::invalid_options;
 use super::js::get;
 use super::store::Durability;
@@ -92,10 +93,7 @@ fn check(value: &JsValue, name: &str, kind: Kind) -> Result<(), OutboxError> {
     if ok {
         return Ok(());
     }
-    Err(invalid_options(format!(
-        "{name} must be {}",
-        WHAT[kind as usize]
-    )))
+    Err(invalid_options(must_be(name, WHAT[kind as usize])))
 }
 
 /// A checked function field.
