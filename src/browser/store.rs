@@ -131,13 +131,6 @@ pub struct Store {
     durability: Durability,
 }
 
-fn unreadable(what: &str) -> OutboxError {
-    OutboxError::new(
-        ErrorCode::StorageError,
-        format!("a stored {what} is unreadable"),
-    )
-}
-
 /// Awaits one of `store.js`'s transactions.
 async fn done(promise: Promise, doing: &str) -> Result<JsValue, OutboxError> {
     JsFuture::from(promise)
@@ -248,7 +241,12 @@ impl Store {
             flags: if flags.is_undefined() {
                 None
             } else {
-                Some(flags_from_js(&flags).ok_or_else(|| unreadable("flags document"))?)
+                Some(flags_from_js(&flags).ok_or_else(|| {
+                    OutboxError::new(
+                        ErrorCode::StorageError,
+                        "a stored flags document is unreadable",
+                    )
+                })?)
             },
         })
     }
