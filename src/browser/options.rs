@@ -216,6 +216,7 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
         auto_start,
     })
 }
+
 /// The `headers` option as `[name, value]` pairs, every value checked to be a string.
 fn static_headers(value: &JsValue) -> Result<Array, OutboxError> {
     if absent(value) {
