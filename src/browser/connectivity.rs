@@ -13,10 +13,15 @@ impl Connectivity {
     /// Calls `on_change(true)` on `online` and `on_change(false)` on `offline`.
     pub fn listen(on_change: impl Fn(bool) + Clone + 'static) -> Connectivity {
         let target = js_sys::global().into();
-        let up = on_change.clone();
+        // Both listeners are made by one closure, so they share one closure type and its
+        // glue in the module.
+        let listen = |kind, online| {
+            let on_change = on_change.clone();
+            Listener::new(&target, kind, move |_| on_change(online))
+        };
         Connectivity {
-            _online: Listener::new(&target, "online", move |_| up(true)),
-            _offline: Listener::new(&target, "offline", move |_| on_change(false)),
+            _online: listen("online", true),
+            _offline: listen("offline", false),
         }
     }
 }

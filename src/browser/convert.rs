@@ -10,13 +10,13 @@
 //! Lists are built and read with plain loops: every `collect()` over an iterator chain is
 //! its own copy of the iterator code in the wasm module, a loop costs a few bytes.
 
-use alloc::format;
 use alloc::string::String;
 
 use js_sys::Array;
 use wasm_bindgen::JsValue;
 
 use super::js::get;
+use crate::core::text::concat;
 
 /// A JS array of the strings.
 pub fn string_array(items: &[String]) -> Array {
@@ -72,22 +72,16 @@ pub fn optional<T>(
     if field.is_undefined() || field.is_null() {
         return Ok(None);
     }
-    read(field)
-        .map(Some)
-        .ok_or_else(|| format!("{name} must be {what}"))
+    read(field).map(Some).ok_or_else(|| must_be(name, what))
 }
 
-/// An optional number field.
-pub fn optional_number(value: &JsValue, name: &str) -> Result<Option<f64>, String> {
-    optional(value, name, |v| v.as_f64(), "a number")
+/// `"<name> must be <what>"`, the message for a field of the wrong type. Built by
+/// hand: no `fmt::Arguments` at each caller.
+pub fn must_be(name: &str, what: &str) -> String {
+    concat(&[name, " must be ", what])
 }
 
 /// An optional string field.
 pub fn optional_string(value: &JsValue, name: &str) -> Result<Option<String>, String> {
     optional(value, name, |v| v.as_string(), "a string")
-}
-
-/// An optional boolean field.
-pub fn optional_bool(value: &JsValue, name: &str) -> Result<Option<bool>, String> {
-    optional(value, name, |v| v.as_bool(), "a boolean")
 }

@@ -136,13 +136,6 @@ pub struct Store {
     durability: Durability,
 }
 
-fn unreadable(what: &str) -> OutboxError {
-    OutboxError::new(
-        ErrorCode::StorageError,
-        concat(&["a stored ", what, " is unreadable"]),
-    )
-}
-
 /// Awaits one of `store.js`'s transactions.
 async fn done(promise: Promise, doing: &str) -> Result<JsValue, OutboxError> {
     JsFuture::from(promise)
@@ -177,7 +170,9 @@ fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
     let keys = get(columns, "keys").as_string().unwrap_or_default();
     let groups = strings(&get(columns, "groups"));
     let mut messages = Vec::new();
-    for (key, n) in lines(&keys).zip(numbers.chunks_exact(7)) {
+    let mut keys = lines(&keys);
+    for n in numbers.chunks_exact(7) {
+        let Some(key) = keys.next() else { break };
         messages.push(StoredMessage {
             key: key.to_owned(),
             seq: n[0] as u64,
@@ -191,15 +186,24 @@ fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
         });
     }
     // [index, status (-1 for none), message] for the few that failed before.
-    let errors: Vec<JsValue> = get(columns, "errors").unchecked_into::<Array>().to_vec();
-    for e in errors.chunks_exact(3) {
-        let Some(m) = e[0].as_f64().and_then(|i| messages.get_mut(i as usize)) else {
-            continue;
-        };
-        m.last_error = Some(LastError {
-            status: e[1].as_f64().filter(|s| *s >= 0.0).map(|s| s as u16),
-            message: e[2].as_string().unwrap_or_default(),
-        });
+    let errors: Array = get(columns, "errors").unchecked_into();
+    let mut i = 0;
+    while i + 3 <= errors.length() {
+        if let Some(m) = errors
+            .get(i)
+            .as_f64()
+            .and_then(|m| messages.get_mut(m as usize))
+        {
+            m.last_error = Some(LastError {
+                status: errors
+                    .get(i + 1)
+                    .as_f64()
+                    .filter(|s| *s >= 0.0)
+                    .map(|s| s as u16),
+                message: errors.get(i + 2).as_string().unwrap_or_default(),
+            });
+        }
+        i += 3;
     }
     messages
 }
@@ -232,15 +236,22 @@ impl Store {
         )
         .await?;
         let flags = get(&columns, "flags");
+        let mut dead_keys = Vec::new();
+        for key in lines(&get(&columns, "dead").as_string().unwrap_or_default()) {
+            dead_keys.push(key.to_owned());
+        }
         Ok(Loaded {
             pending: messages_from_columns(&columns),
-            dead_keys: lines(&get(&columns, "dead").as_string().unwrap_or_default())
-                .map(String::from)
-                .collect(),
+            dead_keys,
             flags: if flags.is_undefined() {
                 None
             } else {
-                Some(flags_from_js(&flags).ok_or_else(|| unreadable("flags document"))?)
+                Some(flags_from_js(&flags).ok_or_else(|| {
+                    OutboxError::new(
+                        ErrorCode::StorageError,
+                        "a stored flags document is unreadable",
+                    )
+                })?)
             },
         })
     }

@@ -17,7 +17,7 @@ use crate::core::{classify_status, Class, Outcome, Transmit};
 extern "C" {
     #[wasm_bindgen(js_name = postOne)]
     fn post_one(
-        url: &str,
+        url: &JsValue,
         headers: &Array,
         get_headers: Option<Function>,
         key: &str,
@@ -26,7 +26,7 @@ extern "C" {
     ) -> Promise;
     #[wasm_bindgen(js_name = postBatch)]
     fn post_batch(
-        url: &str,
+        url: &JsValue,
         headers: &Array,
         get_headers: Option<Function>,
         keys: &Array,
@@ -48,10 +48,12 @@ extern "C" {
 pub enum Route {
     /// POST to `endpoint` with `fetch`.
     Fetch {
-        /// The URL.
-        endpoint: String,
-        /// Static headers, sent with every request.
-        headers: Vec<(String, String)>,
+        /// The URL (a non-empty string), kept as the app's JS string: it is only ever
+        /// handed back to `fetch`.
+        endpoint: JsValue,
+        /// Static headers, sent with every request: `[name, value]` pairs of strings, as
+        /// `new Headers(...)` takes them (`Object.entries` of the option, checked).
+        headers: Array,
         /// Called before each send for fresh headers (an auth token, say).
         get_headers: Option<Function>,
     },
@@ -68,16 +70,7 @@ pub struct Sender {
     /// Abort after this long.
     pub timeout_ms: u64,
     /// Where batches go (`POST {"items": [{key, payload}]}`), when batch mode is on.
-    pub batch_endpoint: Option<String>,
-}
-
-/// `[name, value]` pairs, as `new Headers(...)` takes them.
-fn header_pairs(headers: &[(String, String)]) -> Array {
-    let pairs = Array::new();
-    for (name, value) in headers {
-        pairs.push(&Array::of2(&name.into(), &value.into()));
-    }
-    pairs
+    pub batch_endpoint: Option<JsValue>,
 }
 
 /// Awaits one of `transport.js`'s calls (which never reject).
@@ -96,7 +89,7 @@ impl Sender {
                 get_headers,
             } => post_one(
                 endpoint,
-                &header_pairs(headers),
+                headers,
                 get_headers.clone(),
                 &transmit.key,
                 body,
@@ -135,7 +128,7 @@ impl Sender {
         }
         let reply = answer(post_batch(
             url,
-            &header_pairs(headers),
+            headers,
             get_headers.clone(),
             &keys,
             &bodies,

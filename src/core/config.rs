@@ -3,10 +3,10 @@
 //! Numbers arrive as `f64` because that is what JavaScript hands over; validating them
 //! here keeps "negative, NaN, fractional" checks in one tested place.
 
-use alloc::format;
 use alloc::string::String;
 
 use super::error::{ErrorCode, OutboxError};
+use super::text::{concat, decimal};
 
 /// How a retry delay is spread so that many clients do not retry in lockstep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,9 +141,11 @@ impl Config {
             Some("equal") => Jitter::Equal,
             Some("none") => Jitter::None,
             Some(other) => {
-                return Err(invalid(format!(
-                    "jitter must be \"full\", \"equal\" or \"none\", not \"{other}\""
-                )))
+                return Err(invalid(concat(&[
+                    "jitter must be \"full\", \"equal\" or \"none\", not \"",
+                    other,
+                    "\"",
+                ])))
             }
         };
         let config = Config {
@@ -201,11 +203,13 @@ fn whole_number(name: &str, v: f64, min: f64) -> Result<u64, OutboxError> {
     // not in `core`).
     if !(min..=MAX_SAFE).contains(&v) || v as u64 as f64 != v {
         // Neither number is formatted as a float: that would bring core's float printing
-        // (about 25 KB) into the wasm module for one error message.
-        return Err(invalid(format!(
-            "{name} must be a whole number from {} to 2^53 - 1",
-            min as u64
-        )));
+        // into the wasm module for one error message.
+        return Err(invalid(concat(&[
+            name,
+            " must be a whole number from ",
+            &decimal(min as u64),
+            " to 2^53 - 1",
+        ])));
     }
     Ok(v as u64)
 }
