@@ -118,6 +118,13 @@ if [ -x "$ESBUILD" ]; then
       --allow-overwrite --outfile="$f"
   done < <(find "$OUT" -name '*.js')
   log "minified the JS with esbuild $("$ESBUILD" --version)"
+  # The glue and its snippets (store.js, transport.js, the inline ones) ship as one
+  # module: one file to fetch, and gzip compresses them together. The sources stay
+  # separate; only pkg/ has them joined.
+  "$ESBUILD" "$OUT/$CRATE.js" --bundle --minify --format=esm --log-level=warning \
+    --log-override:duplicate-object-key=silent --allow-overwrite --outfile="$OUT/$CRATE.js"
+  rm -rf "$OUT/snippets"
+  log "bundled the glue and its snippets into $OUT/$CRATE.js"
 else
   warn "esbuild not found (run npm install): the JS is not minified"
 fi
