@@ -1,5 +1,8 @@
 // Renames the wasm module's imports from wasm-bindgen's JS glue to short names, in the
-// module and in the glue alike: `__wbg_get_2080c49015e35254` becomes `a`.
+// module and in the glue alike: `__wbg_get_2080c49015e35254` becomes `a`. Likewise the
+// snippet modules' names (`./snippets/durable-outbox-<hash>/src/browser/store.js`
+// becomes `./s0`) and the closure exports whose names end in a hash
+// (`wasm_bindgen__convert__closures_____invoke__h070e…` becomes `k0`).
 //   node scripts/short-imports.mjs pkg/durable_outbox_bg.wasm pkg/durable_outbox.js
 // The names are long and end in a random-looking hash, so gzip cannot shrink them, and
 // each is written twice: in the module's import section and as a key of the glue's
@@ -76,12 +79,20 @@ function skipDescription(bytes, at) {
 
 const wasm = fs.readFileSync(wasmPath);
 const renames = new Map();
+const moduleRenames = new Map();
+const exportRenames = new Map();
+const HASHED_EXPORT = /^wasm_bindgen__convert__closures_____invoke__h[0-9a-f]{16}$/;
 const sections = [wasm.subarray(0, 8)];
 let at = 8;
 while (at < wasm.length) {
   const id = wasm[at];
   const [size, bodyAt] = readLeb(wasm, at + 1);
   const end = bodyAt + size;
+  if (id === 7) {
+    sections.push(renameExports(wasm.subarray(bodyAt, end)));
+    at = end;
+    continue;
+  }
   if (id !== 2) {
     sections.push(wasm.subarray(at, end));
     at = end;
@@ -92,7 +103,7 @@ while (at < wasm.length) {
   for (; count > 0; count--) {
     let length;
     [length, p] = readLeb(wasm, p);
-    const module = wasm.subarray(p, p + length).toString("utf8");
+    let module = wasm.subarray(p, p + length).toString("utf8");
     p += length;
     [length, p] = readLeb(wasm, p);
     let field = wasm.subarray(p, p + length).toString("utf8");
@@ -102,6 +113,9 @@ while (at < wasm.length) {
     if (module === GLUE_MODULE) {
       if (!renames.has(field)) renames.set(field, shortName(renames.size));
       field = renames.get(field);
+    } else if (module.startsWith("./snippets/")) {
+      if (!moduleRenames.has(module)) moduleRenames.set(module, `./s${moduleRenames.size}`);
+      module = moduleRenames.get(module);
     }
     body.push(name(module), name(field), wasm.subarray(descriptionAt, p));
   }
@@ -110,7 +124,42 @@ while (at < wasm.length) {
   at = end;
 }
 
+// The export section: (name, kind, index) entries.
+function renameExports(section) {
+  let [count, p] = readLeb(section, 0);
+  const body = [leb(count)];
+  for (; count > 0; count--) {
+    let length;
+    [length, p] = readLeb(section, p);
+    let field = section.subarray(p, p + length).toString("utf8");
+    p += length;
+    const kindAt = p;
+    p = readLeb(section, p + 1)[1];
+    if (HASHED_EXPORT.test(field)) {
+      exportRenames.set(field, `k${exportRenames.size}`);
+      field = exportRenames.get(field);
+    }
+    body.push(name(field), section.subarray(kindAt, p));
+  }
+  const content = Buffer.concat(body);
+  return Buffer.concat([Buffer.from([7]), leb(content.length), content]);
+}
+
 let glue = fs.readFileSync(gluePath, "utf8");
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+// A snippet module's name is a key of the glue's imports object (`"./snippets/…": x`);
+// its `import … from "./snippets/…"` stays, for the bundler.
+for (const [from, to] of moduleRenames) {
+  const key = new RegExp(`"${escape(from)}"(?=\\s*:)`, "g");
+  if (!key.test(glue)) throw new Error(`the imports key ${from} is not in ${gluePath}`);
+  glue = glue.replace(key, JSON.stringify(to));
+}
+// A closure export is called as `wasm.<name>(...)`.
+for (const [from, to] of exportRenames) {
+  const use = new RegExp(`\\bwasm\\.${from}\\b`, "g");
+  if (!use.test(glue)) throw new Error(`wasm.${from} is not in ${gluePath}`);
+  glue = glue.replace(use, `wasm.${to}`);
+}
 for (const [from, to] of renames) {
   const word = new RegExp(`\\b${from}\\b`, "g");
   const uses = glue.match(word)?.length ?? 0;
@@ -122,4 +171,4 @@ const renamed = Buffer.concat(sections);
 if (!WebAssembly.validate(renamed)) throw new Error("the renamed module does not validate");
 fs.writeFileSync(wasmPath, renamed);
 fs.writeFileSync(gluePath, glue);
-console.log(`[short-imports] ${renames.size} imports renamed`);
+console.log(`[short-imports] ${renames.size} imports, ${moduleRenames.size} snippet modules and ${exportRenames.size} closure exports renamed`);
