@@ -2,8 +2,8 @@
 //! committed change, so that each tab's listeners and `stats()` stay current without
 //! reading IndexedDB. A note is sent only after the change it describes is committed.
 //!
-//! A note is a plain object `{ kind, ...fields }` (kebab-case kinds, camelCase fields),
-//! written and read by hand; new or redriven messages go as columns, one object a batch.
+//! A note is an array: a number for its kind, then its fields in a fixed order (both
+//! ends are this library); new or redriven messages go as columns, one note a batch.
 //!
 //! Notes are posted in bunches: one `postMessage` per enqueue showed up in profiles as a
 //! cost of its own, so the notes of a short window ([`BUNCH_MS`]) go as one array, in
@@ -15,18 +15,14 @@ use alloc::vec::Vec;
 use alloc::rc::Rc;
 use core::cell::RefCell;
 
-use js_sys::{Array, Object};
+use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::convert::{nullable_number, number, string, string_array, whole};
-use super::js::{self, get, set, Listener};
-use super::records::{
-    flags_from_js, flags_to_js, last_error_from_js, last_error_to_js, reason_from_js, reason_str,
-};
+use super::convert::{nullable_number, number, string_array};
+use super::js::{self, Listener};
 use super::timer::Timeout;
-use super::views::summary_to_js;
 use crate::core::text::concat;
-use crate::core::{Flags, FlushSummary, Settlement, StoredMessage};
+use crate::core::{DeadReason, Flags, FlushSummary, LastError, Settlement, StoredMessage};
 
 /// One message between tabs.
 #[derive(Debug)]
@@ -51,11 +47,31 @@ pub enum Note {
     },
 }
 
-/// New or redriven messages as columns: `keys`, `groups` (null for none) and
-/// `numbers`, `[seq, createdAt, activeSince, bytes, attempts]` per message. Such messages
-/// have never failed, so there is no last error or next attempt to carry. One object
-/// for a whole batch, not one per message: a batch of 1,000 enqueues is one note.
-fn messages_to_js(messages: &[StoredMessage]) -> JsValue {
+/// A note's kind, its first element.
+mod kind {
+    pub const ENQUEUED: u32 = 1;
+    pub const SETTLED: u32 = 2;
+    pub const REDRIVEN: u32 = 3;
+    pub const DISCARDED: u32 = 4;
+    pub const FLAGS: u32 = 5;
+    pub const FLUSH_REQUEST: u32 = 6;
+    pub const FLUSH_DONE: u32 = 7;
+}
+
+/// The `i`th element as a whole number.
+fn whole_at(note: &Array, i: u32) -> Option<u64> {
+    note.get(i).as_f64().filter(|v| *v >= 0.0).map(|v| v as u64)
+}
+
+fn text_at(note: &Array, i: u32) -> Option<String> {
+    note.get(i).as_string()
+}
+
+/// New or redriven messages as three columns appended to `note`: `keys`, `groups` (null
+/// for none) and `numbers`, `[seq, createdAt, activeSince, bytes, attempts]` per
+/// message. Such messages have never failed, so there is no last error or next attempt
+/// to carry. A batch of 1,000 enqueues is one note.
+fn push_messages(note: &Array, messages: &[StoredMessage]) {
     let (keys, groups) = (Array::new(), Array::new());
     let mut numbers = Vec::new();
     for m in messages {
@@ -71,17 +87,17 @@ fn messages_to_js(messages: &[StoredMessage]) -> JsValue {
             numbers.push(n as f64);
         }
     }
-    let o = Object::new();
-    set(&o, "keys", &keys);
-    set(&o, "groups", &groups);
-    set(&o, "numbers", &js_sys::Float64Array::from(&numbers[..]));
-    o.into()
+    note.push(&keys);
+    note.push(&groups);
+    note.push(&js_sys::Float64Array::from(&numbers[..]));
 }
 
-fn messages_from_js(value: &JsValue) -> Option<Vec<StoredMessage>> {
-    let keys: Array = get(value, "keys").dyn_into().ok()?;
-    let groups: Array = get(value, "groups").dyn_into().ok()?;
-    let numbers = get(value, "numbers")
+/// The columns [`push_messages`] wrote, from element 1 on.
+fn messages_from(note: &Array) -> Option<Vec<StoredMessage>> {
+    let keys: Array = note.get(1).dyn_into().ok()?;
+    let groups: Array = note.get(2).dyn_into().ok()?;
+    let numbers = note
+        .get(3)
         .dyn_into::<js_sys::Float64Array>()
         .ok()?
         .to_vec();
@@ -105,158 +121,182 @@ fn messages_from_js(value: &JsValue) -> Option<Vec<StoredMessage>> {
     Some(messages)
 }
 
+/// A last error as two elements: its status (or null) and its message.
+fn push_last_error(note: &Array, e: &LastError) {
+    note.push(&e.status.map_or(JsValue::NULL, JsValue::from));
+    note.push(&e.message.as_str().into());
+}
+
+fn last_error_at(note: &Array, i: u32) -> Option<LastError> {
+    Some(LastError {
+        status: whole_at(note, i).map(|s| s as u16),
+        message: text_at(note, i + 1)?,
+    })
+}
+
 impl Note {
+    /// The note as an array: its kind, then its fields in a fixed order. Both ends are
+    /// this library, so positions instead of property names: less to build, send and read.
     fn to_js(&self) -> JsValue {
-        let o = Object::new();
-        let field = |name: &str, value: JsValue| set(&o, name, &value);
-        let kind = match self {
-            Note::Enqueued { messages } => {
-                field("messages", messages_to_js(messages));
-                "enqueued"
+        let note = Array::new();
+        let push = |value: JsValue| {
+            note.push(&value);
+        };
+        match self {
+            Note::Enqueued { messages } | Note::Redriven { messages } => {
+                let enqueued = matches!(self, Note::Enqueued { .. });
+                push(
+                    (if enqueued {
+                        kind::ENQUEUED
+                    } else {
+                        kind::REDRIVEN
+                    })
+                    .into(),
+                );
+                push_messages(&note, messages);
             }
             Note::Settled { settlement } => {
-                field("settlement", settlement_to_js(settlement));
-                "settled"
-            }
-            Note::Redriven { messages } => {
-                field("messages", messages_to_js(messages));
-                "redriven"
+                push(kind::SETTLED.into());
+                push(settlement.key().into());
+                match settlement {
+                    Settlement::Delivered {
+                        attempts, status, ..
+                    } => {
+                        push((*attempts).into());
+                        push(0.into());
+                        push((*status).into());
+                    }
+                    Settlement::Retry {
+                        attempts,
+                        next_attempt_at,
+                        last_error,
+                        ..
+                    } => {
+                        push((*attempts).into());
+                        push(1.into());
+                        push(nullable_number(*next_attempt_at));
+                        push_last_error(&note, last_error);
+                    }
+                    Settlement::Dead {
+                        attempts,
+                        reason,
+                        last_error,
+                        dead_at,
+                        ..
+                    } => {
+                        push((*attempts).into());
+                        push(2.into());
+                        push(number(*dead_at));
+                        push_last_error(&note, last_error);
+                        push((*reason as u32).into());
+                    }
+                }
             }
             Note::Discarded { keys } => {
-                field("keys", string_array(keys).into());
-                "discarded"
+                push(kind::DISCARDED.into());
+                push(string_array(keys).into());
             }
             Note::Flags { flags } => {
-                field("flags", flags_to_js(flags));
-                "flags"
+                push(kind::FLAGS.into());
+                push(flags.retry_enabled.into());
+                push(number(flags.retry_interval_ms));
             }
             Note::FlushRequest { id, from } => {
-                field("id", number(*id));
-                field("from", from.into());
-                "flush-request"
+                push(kind::FLUSH_REQUEST.into());
+                push(number(*id));
+                push(from.into());
             }
             Note::FlushDone { id, to, summary } => {
-                field("id", number(*id));
-                field("to", to.into());
-                field("summary", summary_to_js(summary));
-                "flush-done"
+                push(kind::FLUSH_DONE.into());
+                push(number(*id));
+                push(to.into());
+                for n in [
+                    summary.attempted,
+                    summary.delivered,
+                    summary.failed,
+                    summary.dead,
+                ] {
+                    push(n.into());
+                }
             }
-        };
-        field("kind", kind.into());
-        o.into()
+        }
+        note.into()
     }
 
-    /// Reads a note; `None` for anything else (a newer tab's note, say).
-    fn from_js(data: &JsValue) -> Option<Note> {
-        Some(match string(data, "kind")?.as_str() {
-            "enqueued" => Note::Enqueued {
-                messages: messages_from_js(&get(data, "messages"))?,
+    /// Reads a note; `None` for anything else (a note of another version, say).
+    fn from_js(value: &JsValue) -> Option<Note> {
+        let note: &Array = value.dyn_ref()?;
+        let count = |i: u32| whole_at(note, i).map(|n| n as u32);
+        Some(match count(0)? {
+            kind::ENQUEUED => Note::Enqueued {
+                messages: messages_from(note)?,
             },
-            "settled" => Note::Settled {
-                settlement: settlement_from_js(&get(data, "settlement"))?,
+            kind::REDRIVEN => Note::Redriven {
+                messages: messages_from(note)?,
             },
-            "redriven" => Note::Redriven {
-                messages: messages_from_js(&get(data, "messages"))?,
-            },
-            "discarded" => {
-                let array: Array = get(data, "keys").dyn_into().ok()?;
+            kind::SETTLED => {
+                let key = text_at(note, 1)?;
+                let attempts = count(2)?;
+                Note::Settled {
+                    settlement: match count(3)? {
+                        0 => Settlement::Delivered {
+                            key,
+                            attempts,
+                            status: count(4)? as u16,
+                        },
+                        1 => Settlement::Retry {
+                            key,
+                            attempts,
+                            next_attempt_at: whole_at(note, 4),
+                            last_error: last_error_at(note, 5)?,
+                        },
+                        2 => Settlement::Dead {
+                            key,
+                            attempts,
+                            dead_at: whole_at(note, 4)?,
+                            last_error: last_error_at(note, 5)?,
+                            reason: match count(7)? {
+                                0 => DeadReason::Rejected,
+                                1 => DeadReason::MaxAttempts,
+                                2 => DeadReason::Expired,
+                                _ => return None,
+                            },
+                        },
+                        _ => return None,
+                    },
+                }
+            }
+            kind::DISCARDED => {
+                let array: Array = note.get(1).dyn_into().ok()?;
                 let mut keys = Vec::new();
                 for k in array.iter() {
                     keys.push(k.as_string()?);
                 }
                 Note::Discarded { keys }
             }
-            "flags" => Note::Flags {
-                flags: flags_from_js(&get(data, "flags"))?,
+            kind::FLAGS => Note::Flags {
+                flags: Flags {
+                    retry_enabled: note.get(1).as_bool()?,
+                    retry_interval_ms: whole_at(note, 2)?,
+                },
             },
-            "flush-request" => Note::FlushRequest {
-                id: whole(data, "id")?,
-                from: string(data, "from")?,
+            kind::FLUSH_REQUEST => Note::FlushRequest {
+                id: whole_at(note, 1)?,
+                from: text_at(note, 2)?,
             },
-            "flush-done" => {
-                let summary = get(data, "summary");
-                let count = |name: &str| whole(&summary, name).map(|n| n as u32);
-                Note::FlushDone {
-                    id: whole(data, "id")?,
-                    to: string(data, "to")?,
-                    summary: FlushSummary {
-                        attempted: count("attempted")?,
-                        delivered: count("delivered")?,
-                        failed: count("failed")?,
-                        dead: count("dead")?,
-                    },
-                }
-            }
+            kind::FLUSH_DONE => Note::FlushDone {
+                id: whole_at(note, 1)?,
+                to: text_at(note, 2)?,
+                summary: FlushSummary {
+                    attempted: count(3)?,
+                    delivered: count(4)?,
+                    failed: count(5)?,
+                    dead: count(6)?,
+                },
+            },
             _ => return None,
         })
     }
-}
-
-/// `{ outcome, key, attempts, ... }`, the settlement's fields in camelCase.
-fn settlement_to_js(settlement: &Settlement) -> JsValue {
-    let o = Object::new();
-    let field = |name: &str, value: JsValue| set(&o, name, &value);
-    let (outcome, attempts) = match settlement {
-        Settlement::Delivered {
-            attempts, status, ..
-        } => {
-            field("status", (*status).into());
-            ("delivered", attempts)
-        }
-        Settlement::Retry {
-            attempts,
-            next_attempt_at,
-            last_error,
-            ..
-        } => {
-            field("nextAttemptAt", nullable_number(*next_attempt_at));
-            field("lastError", last_error_to_js(last_error));
-            ("retry", attempts)
-        }
-        Settlement::Dead {
-            attempts,
-            reason,
-            last_error,
-            dead_at,
-            ..
-        } => {
-            field("reason", reason_str(*reason).into());
-            field("lastError", last_error_to_js(last_error));
-            field("deadAt", number(*dead_at));
-            ("dead", attempts)
-        }
-    };
-    field("outcome", outcome.into());
-    field("key", settlement.key().into());
-    field("attempts", (*attempts).into());
-    o.into()
-}
-
-fn settlement_from_js(value: &JsValue) -> Option<Settlement> {
-    let key = string(value, "key")?;
-    let attempts = whole(value, "attempts")? as u32;
-    let last_error = || last_error_from_js(&get(value, "lastError"));
-    Some(match string(value, "outcome")?.as_str() {
-        "delivered" => Settlement::Delivered {
-            key,
-            attempts,
-            status: whole(value, "status")? as u16,
-        },
-        "retry" => Settlement::Retry {
-            key,
-            attempts,
-            next_attempt_at: whole(value, "nextAttemptAt"),
-            last_error: last_error()?,
-        },
-        "dead" => Settlement::Dead {
-            key,
-            reason: reason_from_js(&get(value, "reason"))?,
-            attempts,
-            last_error: last_error()?,
-            dead_at: whole(value, "deadAt")?,
-        },
-        _ => return None,
-    })
 }
 
 /// How long a note may wait for others to share its `postMessage`.
