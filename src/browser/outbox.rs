@@ -31,7 +31,7 @@ use super::store::Store;
 use super::tabs::{ForwardedFlush, RemoteFlush};
 use super::timer::WakeTimer;
 use super::transport::Sender;
-use super::views::{dead_record, event_to_js, pending_record, stats_to_js, summary_to_js};
+use super::views::{event_to_js, live_state, stats_to_js, summary_to_js};
 use crate::core::text::{concat, decimal};
 use crate::core::{
     Action, Engine, ErrorCode, Event, FlushId, Millis, OutboxError, Outcome, Settlement,
@@ -189,11 +189,10 @@ impl Outbox {
             driver.check_open()?;
             let list = driver.store.list_pending().await?;
             let engine = driver.engine_ref();
-            let array = Array::new();
-            for (m, body) in &list {
-                array.push(&pending_record(m, body, &engine));
+            for record in list.iter() {
+                live_state(&record, &engine);
             }
-            Ok(array.into())
+            Ok(list.into())
         })
     }
 
@@ -203,12 +202,7 @@ impl Outbox {
         let driver = self.driver.clone();
         promise(async move {
             driver.check_open()?;
-            let list = driver.store.list_dead().await?;
-            let array = Array::new();
-            for (d, body) in &list {
-                array.push(&dead_record(d, body));
-            }
-            Ok(array.into())
+            driver.store.list_dead().await
         })
     }
 

@@ -10,18 +10,7 @@ use wasm_bindgen::JsValue;
 use super::convert::{boolean, nullable_number, nullable_str, number, string, whole};
 use super::js::{get, set};
 use crate::core::text::concat;
-use crate::core::{DeadReason, ErrorCode, Flags, LastError, Millis, OutboxError, StoredMessage};
-
-/// A dead letter as stored: the message as it was when it died, why, and when.
-#[derive(Debug, Clone)]
-pub struct DeadRecord {
-    /// The message (its `lastError` says what failed).
-    pub message: StoredMessage,
-    /// Why it was dead-lettered.
-    pub reason: DeadReason,
-    /// When.
-    pub dead_at: Millis,
-}
+use crate::core::{DeadReason, ErrorCode, Flags, LastError, OutboxError, StoredMessage};
 
 /// `{ status?, message }`: `status` is left out when there was no answer.
 pub fn last_error_to_js(e: &LastError) -> JsValue {
@@ -52,16 +41,6 @@ pub fn reason_str(reason: DeadReason) -> &'static str {
         DeadReason::Rejected => "rejected",
         DeadReason::MaxAttempts => "max-attempts",
         DeadReason::Expired => "expired",
-    }
-}
-
-/// Reads a dead-letter reason's JS name.
-pub fn reason_from_js(value: &JsValue) -> Option<DeadReason> {
-    match value.as_string()?.as_str() {
-        "rejected" => Some(DeadReason::Rejected),
-        "max-attempts" => Some(DeadReason::MaxAttempts),
-        "expired" => Some(DeadReason::Expired),
-        _ => None,
     }
 }
 
@@ -103,15 +82,6 @@ pub fn message_from_js(record: &JsValue) -> Result<StoredMessage, OutboxError> {
         next_attempt_at: whole(record, "nextAttemptAt"),
         last_error: last_error_from_js(&get(record, "lastError")),
         bytes: whole(record, "bytes").unwrap_or(0) as u32,
-    })
-}
-
-/// Reads a stored dead letter.
-pub fn dead_from_js(record: &JsValue) -> Result<DeadRecord, OutboxError> {
-    Ok(DeadRecord {
-        message: message_from_js(record)?,
-        reason: reason_from_js(&get(record, "reason")).ok_or_else(|| unreadable("reason"))?,
-        dead_at: required(record, "deadAt")?,
     })
 }
 

@@ -355,7 +355,20 @@ export function record(db, durability, id, ops) {
   });
 }
 
-/** Every pending message, oldest first: metadata, attempts and `body`. */
+/** A stored payload's JSON text, parsed; null if it is not JSON. */
+function payloadOf(body) {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every pending message as `pending()` lists it (the TypeScript `PendingMessage`),
+ * oldest first, with the attempt state storage holds: the driver then puts in the
+ * engine's live state (in flight, attempts, next attempt).
+ */
 export function listPending(db) {
   return transact(db, [MESSAGES, ATTEMPTS, INFLIGHT], undefined, (tx) => {
     const read = {};
@@ -367,22 +380,37 @@ export function listPending(db) {
       return read.records.map((r) => {
         const a = tried.get(r.key);
         return {
-          ...r,
-          group: r.group === "" ? null : r.group,
+          key: r.key,
+          group: r.group || null,
+          createdAt: r.createdAt,
           attempts: a ? a.attempts : 0,
+          state: "pending",
           nextAttemptAt: a?.nextAttemptAt ?? null,
           lastError: a?.lastError ?? null,
+          payload: payloadOf(r.body),
         };
       });
     };
   });
 }
 
-/** Every dead letter with its `body`, oldest first. */
+/** Every dead letter as `deadLetters()` lists it (the TypeScript `DeadLetter`), oldest first. */
 export function listDead(db) {
   return transact(db, [DEAD], undefined, (tx) => {
     let out = [];
-    then(tx.objectStore(DEAD).index("seq").getAll(), (records) => (out = records));
+    then(tx.objectStore(DEAD).index("seq").getAll(), (records) => {
+      out = records.map((d) => ({
+        key: d.key,
+        group: d.group || null,
+        createdAt: d.createdAt,
+        attempts: d.attempts,
+        state: "dead",
+        reason: d.reason,
+        lastError: d.lastError ?? null,
+        deadAt: d.deadAt,
+        payload: payloadOf(d.body),
+      }));
+    });
     return () => out;
   });
 }

@@ -17,10 +17,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::convert::string_array;
 use super::error::storage_error;
-pub use super::records::DeadRecord;
-use super::records::{
-    dead_from_js, flags_from_js, flags_to_js, message_from_js, message_to_js, reason_str,
-};
+use super::records::{flags_from_js, flags_to_js, message_from_js, message_to_js, reason_str};
 use crate::core::text::concat;
 use crate::core::{ErrorCode, Flags, LastError, Millis, OutboxError, Settlement, StoredMessage};
 
@@ -337,16 +334,17 @@ impl Store {
         .map(drop)
     }
 
-    /// Every pending message with its body, oldest first.
-    pub async fn list_pending(&self) -> Result<Vec<(StoredMessage, JsValue)>, OutboxError> {
-        let records = done(list_pending(&self.db), "listing messages").await?;
-        with_bodies(records, message_from_js)
+    /// Every pending message as `pending()` lists it, oldest first, with the attempt
+    /// state storage holds (see [`super::views::live_state`]).
+    pub async fn list_pending(&self) -> Result<Array, OutboxError> {
+        Ok(done(list_pending(&self.db), "listing messages")
+            .await?
+            .unchecked_into())
     }
 
-    /// Every dead letter with its body, oldest first.
-    pub async fn list_dead(&self) -> Result<Vec<(DeadRecord, JsValue)>, OutboxError> {
-        let records = done(list_dead(&self.db), "listing messages").await?;
-        with_bodies(records, dead_from_js)
+    /// Every dead letter as `deadLetters()` lists it, oldest first.
+    pub async fn list_dead(&self) -> Result<JsValue, OutboxError> {
+        done(list_dead(&self.db), "listing messages").await
     }
 
     /// Moves dead letters (the given keys, or all) back to pending with attempts reset
@@ -402,16 +400,4 @@ impl Store {
     pub fn close(&self) {
         self.db.close();
     }
-}
-
-/// Reads listed records, each with its `body`.
-fn with_bodies<T>(
-    records: JsValue,
-    read: fn(&JsValue) -> Result<T, OutboxError>,
-) -> Result<Vec<(T, JsValue)>, OutboxError> {
-    let mut out = Vec::new();
-    for r in records.unchecked_into::<Array>().iter() {
-        out.push((read(&r)?, get(&r, "body")));
-    }
-    Ok(out)
 }

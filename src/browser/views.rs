@@ -7,9 +7,9 @@ use js_sys::Object;
 use wasm_bindgen::JsValue;
 
 use super::convert::{nullable_number, nullable_str, number};
-use super::js::set;
-use super::records::{flags_to_js, last_error_to_js, nullable_last_error, reason_str, DeadRecord};
-use crate::core::{Engine, Event, FlushSummary, Millis, Stats, StoredMessage};
+use super::js::{get, set};
+use super::records::{flags_to_js, last_error_to_js, reason_str};
+use crate::core::{Engine, Event, FlushSummary, Stats};
 
 fn event_type(event: &Event) -> &'static str {
     match event {
@@ -123,53 +123,24 @@ pub fn summary_to_js(s: &FlushSummary) -> JsValue {
     o.into()
 }
 
-/// The fields every message view starts with.
-fn message_view(
-    key: &str,
-    group: Option<&str>,
-    created_at: Millis,
-    attempts: u32,
-    state: &str,
-) -> Object {
-    let o = Object::new();
-    set(&o, "key", &key.into());
-    set(&o, "group", &nullable_str(group));
-    set(&o, "createdAt", &number(created_at));
-    set(&o, "attempts", &attempts.into());
-    set(&o, "state", &state.into());
-    o
-}
-
-/// Adds the payload, parsed from its stored JSON text.
-fn with_payload(record: Object, body: &JsValue) -> JsValue {
-    let payload =
-        js_sys::JSON::parse(&body.as_string().unwrap_or_default()).unwrap_or(JsValue::NULL);
-    set(&record, "payload", &payload);
-    record.into()
-}
-
-/// A pending message as `pending()` lists it, with the engine's live state.
-pub fn pending_record(m: &StoredMessage, body: &JsValue, engine: &Engine) -> JsValue {
-    let view = engine.view(&m.key);
-    let attempts = engine.stored(&m.key).map_or(m.attempts, |s| s.attempts);
-    let state = if view.is_some_and(|v| v.in_flight) {
-        "in-flight"
-    } else {
-        "pending"
+/// Puts the engine's live state into a message `store.js` listed for `pending()`: in
+/// flight or not, the attempts so far and the next attempt (storage has them only as of
+/// the last write).
+pub fn live_state(record: &JsValue, engine: &Engine) {
+    let Some(key) = get(record, "key").as_string() else {
+        return;
     };
-    let o = message_view(&m.key, m.group.as_deref(), m.created_at, attempts, state);
-    let next = view.map_or(m.next_attempt_at, |v| v.next_attempt_at);
-    set(&o, "nextAttemptAt", &nullable_number(next));
-    set(&o, "lastError", &nullable_last_error(m.last_error.as_ref()));
-    with_payload(o, body)
-}
-
-/// A dead letter as `deadLetters()` lists it.
-pub fn dead_record(d: &DeadRecord, body: &JsValue) -> JsValue {
-    let m = &d.message;
-    let o = message_view(&m.key, m.group.as_deref(), m.created_at, m.attempts, "dead");
-    set(&o, "reason", &reason_str(d.reason).into());
-    set(&o, "lastError", &nullable_last_error(m.last_error.as_ref()));
-    set(&o, "deadAt", &number(d.dead_at));
-    with_payload(o, body)
+    if let Some(view) = engine.view(&key) {
+        if view.in_flight {
+            set(record, "state", &"in-flight".into());
+        }
+        set(
+            record,
+            "nextAttemptAt",
+            &nullable_number(view.next_attempt_at),
+        );
+    }
+    if let Some(stored) = engine.stored(&key) {
+        set(record, "attempts", &stored.attempts.into());
+    }
 }
