@@ -310,18 +310,33 @@ pub struct Channel {
     outgoing: Rc<Outgoing>,
 }
 
-/// Notes waiting for the next post, and the timer that will post them.
+/// Notes waiting for the next post, and the timer that will post them. They wait as
+/// Rust values and become JS arrays only when posted.
 #[derive(Default)]
 struct Outgoing {
-    notes: RefCell<Vec<JsValue>>,
+    notes: RefCell<Vec<Note>>,
     timer: RefCell<Option<Timeout>>,
 }
 
 impl Outgoing {
+    /// Queues `note`. New messages right after new messages join that note: a run of
+    /// sequential enqueues is one note, not one each.
+    fn add(&self, note: Note) {
+        let mut notes = self.notes.borrow_mut();
+        let note = match (notes.last_mut(), note) {
+            (Some(Note::Enqueued { messages }), Note::Enqueued { messages: more }) => {
+                messages.extend(more);
+                return;
+            }
+            (_, note) => note,
+        };
+        notes.push(note);
+    }
+
     fn post_now(&self, channel: &JsValue) {
         let notes = Array::new();
         for note in self.notes.borrow_mut().drain(..) {
-            notes.push(&note);
+            notes.push(&note.to_js());
         }
         if notes.length() == 0 {
             return;
@@ -360,8 +375,8 @@ impl Channel {
     }
 
     /// Tells the other tabs, within [`BUNCH_MS`].
-    pub fn post(&self, note: &Note) {
-        self.outgoing.notes.borrow_mut().push(note.to_js());
+    pub fn post(&self, note: Note) {
+        self.outgoing.add(note);
         if self.outgoing.timer.borrow().is_some() {
             return;
         }

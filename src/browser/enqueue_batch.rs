@@ -1,29 +1,88 @@
 //! Group commit: `enqueue` calls made while a write is under way wait and go together in
 //! the next transaction, so N concurrent calls cost a handful of commits instead of N.
 //! Each promise still resolves only after its own message is committed.
+//!
+//! This is the hottest path of the library (an app may enqueue on every keystroke), so it
+//! runs on plain callbacks rather than a Rust future: a microtask starts the write
+//! ([`Driver::start_write`]) and the transaction's promise calls back
+//! ([`Driver::finish_write`]), both through JS functions made once per outbox
+//! ([`WriteCallbacks`]). A future would cost a task, a waker and two closures per write.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use alloc::rc::Rc;
+use alloc::rc::{Rc, Weak};
 
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::spawn_local;
 
 use super::channel::Note;
 use super::convert::optional_string;
+use super::error::storage_error;
 use super::js;
 use super::outbox::{reject, Driver};
 use super::store::NewMessages;
 use crate::core::text::concat;
 use crate::core::{Admitted, ErrorCode, OutboxError};
 
-/// Messages waiting for the next write, and whether a write is under way.
+/// Messages waiting for the next write, and the batch being written.
 #[derive(Default)]
 pub struct EnqueueBatch {
     queue: Vec<Waiting>,
-    writing: bool,
+    /// The batch in the transaction under way.
+    writing: Option<Write>,
+    /// A write starts in the next microtask.
+    scheduled: bool,
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = queueMicrotask)]
+    fn queue_microtask(callback: &Function);
+}
+
+/// The JS functions that run an outbox's writes, made once (see the module docs).
+pub struct WriteCallbacks {
+    start: Closure<dyn FnMut()>,
+    written: Closure<dyn FnMut(JsValue)>,
+    failed: Closure<dyn FnMut(JsValue)>,
+}
+
+impl WriteCallbacks {
+    /// Callbacks for `driver`'s writes (weak: they do nothing once it is gone).
+    pub fn new(driver: &Weak<Driver>) -> WriteCallbacks {
+        let (d1, d2, d3) = (driver.clone(), driver.clone(), driver.clone());
+        WriteCallbacks {
+            start: Closure::new(move || {
+                if let Some(driver) = d1.upgrade() {
+                    driver.start_write();
+                }
+            }),
+            written: Closure::new(move |stored: JsValue| {
+                if let Some(driver) = d2.upgrade() {
+                    let mut oks = Vec::new();
+                    for ok in stored.unchecked_into::<Array>().iter() {
+                        oks.push(ok.is_truthy());
+                    }
+                    driver.finish_write(Ok(oks));
+                }
+            }),
+            failed: Closure::new(move |err: JsValue| {
+                if let Some(driver) = d3.upgrade() {
+                    driver.finish_write(Err(storage_error(&err, "storing new messages")));
+                }
+            }),
+        }
+    }
+}
+
+/// A batch being written: its messages, their columns, and the driver itself, kept alive
+/// until the write ends (a cycle that [`Driver::finish_write`] breaks) so that every
+/// waiting `enqueue` is answered even if the app dropped the outbox meanwhile.
+struct Write {
+    batch: Vec<Waiting>,
+    new: NewMessages,
+    _driver: Rc<Driver>,
 }
 
 struct Waiting {
@@ -57,16 +116,16 @@ impl Driver {
             let (key, group) = key_and_group(options)?;
             let claimed = key.is_some();
             let max = self.engine_ref().config().max_payload_bytes;
-            let encoded = js::encode_payload(&payload, max as f64);
-            let body = js::get(&encoded, "text");
-            if body.is_undefined() {
-                let code = match js::get(&encoded, "error").as_string().as_deref() {
+            let body = js::encode_payload(&payload, max as f64);
+            // A refusal is an object; the JSON text a string.
+            if body.is_object() {
+                let code = match js::get(&body, "error").as_string().as_deref() {
                     Some("payload-too-large") => ErrorCode::PayloadTooLarge,
                     _ => ErrorCode::InvalidPayload,
                 };
                 return Err(OutboxError::new(
                     code,
-                    js::get(&encoded, "message").as_string().unwrap_or_default(),
+                    js::get(&body, "message").as_string().unwrap_or_default(),
                 ));
             }
             let admitted = self.engine_mut().admit(
@@ -90,61 +149,75 @@ impl Driver {
             resolve,
             reject,
         });
-        let start = !core::mem::replace(&mut self.batch.borrow_mut().writing, true);
-        if start {
+        let mut batch = self.batch.borrow_mut();
+        if batch.writing.is_none() && !core::mem::replace(&mut batch.scheduled, true) {
             // Starts in a microtask: every `enqueue` of the current task joins this batch.
-            spawn_local(self.write_batches());
+            queue_microtask(self.writes.start.as_ref().unchecked_ref());
         }
         waiter
     }
 
-    async fn write_batches(self: Rc<Self>) {
-        loop {
-            let batch = core::mem::take(&mut self.batch.borrow_mut().queue);
-            if batch.is_empty() {
-                self.batch.borrow_mut().writing = false;
-                return;
-            }
-            let mut new = NewMessages::default();
-            let mut metas = Vec::with_capacity(batch.len());
-            for w in &batch {
-                let m = w.admitted.stored();
-                new.push(&m, w.claimed, &w.body);
-                metas.push(m);
-            }
-            let written = self.store.insert(&new).await;
-            let mut announced = Vec::new();
-            let (resolves, payloads) = (Array::new(), Array::new());
-            for (i, (w, m)) in batch.into_iter().zip(metas).enumerate() {
-                let outcome = match &written {
-                    Ok(stored) if stored[i] => Ok(()),
-                    Ok(_) => Err(OutboxError::new(
-                        ErrorCode::DuplicateKey,
-                        concat(&[&w.admitted.key, " was stored by another tab first"]),
-                    )),
-                    Err(err) => Err(err.clone()),
-                };
-                match outcome {
-                    Ok(()) => {
-                        announced.push(m);
-                        self.engine_mut().commit_admitted(w.admitted);
-                        resolves.push(&w.resolve);
-                    }
-                    Err(err) => {
-                        self.engine_mut().abort_admitted(&w.admitted.key);
-                        let _ = w.reject.call1(&JsValue::NULL, &err.into());
-                        resolves.push(&JsValue::UNDEFINED);
-                    }
-                }
-                payloads.push(&w.payload);
-            }
-            js::resolve_enqueued(&resolves, &new.keys, &new.groups, &new.numbers, &payloads);
-            if !announced.is_empty() {
-                self.tell(&Note::Enqueued {
-                    messages: announced,
-                });
-            }
-            self.drive();
+    /// Writes what has queued up, unless a write is under way (its end starts the next).
+    fn start_write(self: &Rc<Self>) {
+        let mut state = self.batch.borrow_mut();
+        state.scheduled = false;
+        if state.writing.is_some() || state.queue.is_empty() {
+            return;
         }
+        let batch = core::mem::take(&mut state.queue);
+        let mut new = NewMessages::default();
+        for w in &batch {
+            new.push(&w.admitted.stored(), w.claimed, &w.body);
+        }
+        // The promise `then` returns is not needed: the callbacks are the continuation.
+        let _ = self
+            .store
+            .insert(&new)
+            .then2(&self.writes.written, &self.writes.failed);
+        state.writing = Some(Write {
+            batch,
+            new,
+            _driver: self.clone(),
+        });
+    }
+
+    /// The write [`Driver::start_write`] began has ended: per message, whether it went in.
+    fn finish_write(self: &Rc<Self>, written: Result<Vec<bool>, OutboxError>) {
+        let Some(Write { batch, new, .. }) = self.batch.borrow_mut().writing.take() else {
+            return;
+        };
+        let mut announced = Vec::new();
+        let (resolves, payloads) = (Array::new(), Array::new());
+        for (i, w) in batch.into_iter().enumerate() {
+            let outcome = match &written {
+                Ok(stored) if stored[i] => Ok(()),
+                Ok(_) => Err(OutboxError::new(
+                    ErrorCode::DuplicateKey,
+                    concat(&[&w.admitted.key, " was stored by another tab first"]),
+                )),
+                Err(err) => Err(err.clone()),
+            };
+            match outcome {
+                Ok(()) => {
+                    announced.push(w.admitted.stored());
+                    self.engine_mut().commit_admitted(w.admitted);
+                    resolves.push(&w.resolve);
+                }
+                Err(err) => {
+                    self.engine_mut().abort_admitted(&w.admitted.key);
+                    let _ = w.reject.call1(&JsValue::NULL, &err.into());
+                    resolves.push(&JsValue::UNDEFINED);
+                }
+            }
+            payloads.push(&w.payload);
+        }
+        js::resolve_enqueued(&resolves, &new.keys, &new.groups, &new.numbers, &payloads);
+        if !announced.is_empty() {
+            self.tell(Note::Enqueued {
+                messages: announced,
+            });
+        }
+        self.drive();
+        self.start_write();
     }
 }

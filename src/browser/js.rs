@@ -35,9 +35,14 @@ export function encodePayload(value, maxBytes) {
   if (bytes > maxBytes) {
     return { error: "payload-too-large", message: `the payload is ${bytes} bytes of JSON; maxPayloadBytes is ${maxBytes}` };
   }
-  return { text };
+  return text;
 }
 export function now() { return Date.now(); }
+export function deferred() {
+  let resolve, reject;
+  const promise = new Promise((yes, no) => { resolve = yes; reject = no; });
+  return [promise, resolve, reject];
+}
 "#)]
 extern "C" {
     /// Resolves each `enqueue` of a committed batch with its message (as `pending()`
@@ -52,12 +57,15 @@ extern "C" {
         payloads: &js_sys::Array,
     );
 
-    /// `{ text }` on success, `{ error, message }` otherwise.
+    /// The JSON text on success, `{ error, message }` otherwise.
     #[wasm_bindgen(js_name = encodePayload)]
     pub fn encode_payload(value: &JsValue, max_bytes: f64) -> JsValue;
 
     #[wasm_bindgen(js_name = now)]
     fn date_now() -> f64;
+
+    /// `[promise, resolve, reject]`.
+    fn deferred() -> js_sys::Array;
 }
 
 /// The wall clock, in milliseconds since the epoch: the only clock the core sees.
@@ -114,20 +122,14 @@ pub fn random_unit() -> f64 {
     js_sys::Math::random()
 }
 
-/// A new promise with its `resolve` and `reject` functions. Made with
-/// `Promise::new_typed`, as `future_to_promise` makes its promises: one constructor's
-/// glue in the package instead of two.
+/// A new promise with its `resolve` and `reject` functions, made in JS: every `enqueue`
+/// makes one, and a Rust executor closure would cost a closure's glue each time.
 pub fn new_promise() -> (js_sys::Promise, js_sys::Function, js_sys::Function) {
-    let mut ends = None;
-    let promise = js_sys::Promise::new_typed::<JsValue>(&mut |resolve, reject| {
-        ends = Some((resolve, reject));
-    });
-    // The executor runs before the constructor returns.
-    let (resolve, reject) = ends.expect("Promise runs its executor at once");
+    let ends = deferred();
     (
-        promise.unchecked_into(),
-        resolve.unchecked_into(),
-        reject.unchecked_into(),
+        ends.get(0).unchecked_into(),
+        ends.get(1).unchecked_into(),
+        ends.get(2).unchecked_into(),
     )
 }
 

@@ -21,7 +21,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use super::channel::{Channel, Note};
 use super::connectivity::{self, Connectivity};
-use super::enqueue_batch::EnqueueBatch;
+use super::enqueue_batch::{EnqueueBatch, WriteCallbacks};
 use super::error::invalid_options;
 use super::js;
 use super::leadership::{FreezeWatch, LockRequest};
@@ -52,6 +52,8 @@ pub(super) struct Driver {
     sender: Sender,
     timer: RefCell<WakeTimer>,
     pub(super) batch: RefCell<EnqueueBatch>,
+    /// The callbacks that run the group-commit writes.
+    pub(super) writes: WriteCallbacks,
     /// Random bytes for new keys.
     pub(super) random: RefCell<js::RandomPool>,
     listeners: RefCell<Vec<(u32, Function)>>,
@@ -138,12 +140,13 @@ impl Outbox {
         engine.set_paused(!options.auto_start);
         while engine.poll_event().is_some() {} // nobody is subscribed yet
         let mut random = js::RandomPool::default();
-        let driver = Rc::new(Driver {
+        let driver = Rc::new_cyclic(|me| Driver {
             engine: RefCell::new(engine),
             store,
             sender: options.sender,
             timer: RefCell::default(),
             batch: RefCell::default(),
+            writes: WriteCallbacks::new(me),
             listeners: RefCell::default(),
             next_listener: Cell::new(1),
             flush_waiters: RefCell::default(),
@@ -222,7 +225,7 @@ impl Outbox {
                 })
                 .await?;
             let count = moved.len();
-            driver.tell(&Note::Redriven {
+            driver.tell(Note::Redriven {
                 messages: moved.clone(),
             });
             driver.engine_mut().redriven(moved);
@@ -249,7 +252,7 @@ impl Outbox {
             };
             driver.store.discard(&keys).await?;
             let count = keys.len();
-            driver.tell(&Note::Discarded { keys: keys.clone() });
+            driver.tell(Note::Discarded { keys: keys.clone() });
             driver.engine_mut().discarded(keys);
             driver.drive();
             Ok(count.into())
@@ -284,7 +287,7 @@ impl Outbox {
             let flags = driver.engine_mut().set_flags(patch, js::now())?;
             driver.drive();
             driver.store.save_flags(&flags).await?;
-            driver.tell(&Note::Flags { flags });
+            driver.tell(Note::Flags { flags });
             Ok(flags_to_js(&flags))
         })
     }
@@ -513,7 +516,7 @@ impl Driver {
         }
         for (settlement, _) in records {
             self.engine_mut().commit(settlement.key());
-            self.tell(&Note::Settled { settlement });
+            self.tell(Note::Settled { settlement });
         }
     }
 
@@ -526,6 +529,14 @@ impl Driver {
     }
 
     fn schedule_delivery(self: &Rc<Self>) {
+        if self.nobody_waits() {
+            // No listener and no flush to answer: nothing to hand out, and no JS to run,
+            // so the events go now, without a task of their own.
+            let mut engine = self.engine_mut();
+            while engine.poll_event().is_some() {}
+            while engine.poll_flush_done().is_some() {}
+            return;
+        }
         if self.delivery_scheduled.replace(true) {
             return;
         }
@@ -534,6 +545,15 @@ impl Driver {
             driver.delivery_scheduled.set(false);
             driver.deliver();
         });
+    }
+
+    /// Whether no listener is subscribed and no flush (this tab's, forwarded or asked for
+    /// by another tab) waits for its summary.
+    fn nobody_waits(&self) -> bool {
+        self.listeners.borrow().is_empty()
+            && self.flush_waiters.borrow().is_empty()
+            && self.local_flushes.borrow().is_empty()
+            && self.remote_flushes.borrow().is_empty()
     }
 
     /// Hands queued events to listeners and settles finished flushes. No borrow is held

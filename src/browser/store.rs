@@ -253,27 +253,19 @@ impl Store {
         })
     }
 
-    /// Stores new messages, all in one transaction (group commit). A key that another
-    /// tab claimed first is left alone (`false` in the result) while the rest commit.
-    pub async fn insert(&self, new: &NewMessages) -> Result<Vec<bool>, OutboxError> {
-        let stored = done(
-            insert_all(
-                &self.db,
-                self.durability.as_str(),
-                &new.keys,
-                &new.claimed,
-                &new.groups,
-                &new.numbers,
-                &new.bodies,
-            ),
-            "storing new messages",
+    /// Stores new messages, all in one transaction (group commit). The promise resolves
+    /// with, per message, whether it went in: a key that another tab claimed first is
+    /// left alone while the rest commit. Not a future: see `enqueue_batch`.
+    pub fn insert(&self, new: &NewMessages) -> Promise {
+        insert_all(
+            &self.db,
+            self.durability.as_str(),
+            &new.keys,
+            &new.claimed,
+            &new.groups,
+            &new.numbers,
+            &new.bodies,
         )
-        .await?;
-        let mut oks = Vec::new();
-        for ok in stored.unchecked_into::<Array>().iter() {
-            oks.push(ok.is_truthy());
-        }
-        Ok(oks)
     }
 
     /// Persists the attempt counts before the request `request` goes out (one record

@@ -150,7 +150,7 @@ impl Driver {
     }
 
     /// Tells the other tabs about a committed change.
-    pub(super) fn tell(&self, note: &Note) {
+    pub(super) fn tell(&self, note: Note) {
         if let Some(channel) = self.channel.borrow().as_ref() {
             channel.post(note);
         }
@@ -211,7 +211,7 @@ impl Driver {
         self.forwarded_flushes
             .borrow_mut()
             .push(ForwardedFlush { id, resolve });
-        self.tell(&Note::FlushRequest {
+        self.tell(Note::FlushRequest {
             id,
             from: self.tab.clone(),
         });
@@ -230,7 +230,7 @@ impl Driver {
         };
         match remote {
             Some(RemoteFlush { id, to, .. }) => {
-                self.tell(&Note::FlushDone { id, to, summary });
+                self.tell(Note::FlushDone { id, to, summary });
                 true
             }
             None => false,
