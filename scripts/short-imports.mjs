@@ -36,6 +36,12 @@ function leb(value) {
   return Buffer.from(out);
 }
 
+// A name as the binary format writes it: its length, then its UTF-8 bytes.
+function readName(bytes, at) {
+  const [length, start] = readLeb(bytes, at);
+  return [bytes.subarray(start, start + length).toString("utf8"), start + length];
+}
+
 function name(text) {
   const bytes = Buffer.from(text, "utf8");
   return Buffer.concat([leb(bytes.length), bytes]);
@@ -101,13 +107,9 @@ while (at < wasm.length) {
   let [count, p] = readLeb(wasm, bodyAt);
   const body = [leb(count)];
   for (; count > 0; count--) {
-    let length;
-    [length, p] = readLeb(wasm, p);
-    let module = wasm.subarray(p, p + length).toString("utf8");
-    p += length;
-    [length, p] = readLeb(wasm, p);
-    let field = wasm.subarray(p, p + length).toString("utf8");
-    p += length;
+    let module, field;
+    [module, p] = readName(wasm, p);
+    [field, p] = readName(wasm, p);
     const descriptionAt = p;
     p = skipDescription(wasm, p);
     if (module === GLUE_MODULE) {
@@ -129,10 +131,8 @@ function renameExports(section) {
   let [count, p] = readLeb(section, 0);
   const body = [leb(count)];
   for (; count > 0; count--) {
-    let length;
-    [length, p] = readLeb(section, p);
-    let field = section.subarray(p, p + length).toString("utf8");
-    p += length;
+    let field;
+    [field, p] = readName(section, p);
     const kindAt = p;
     p = readLeb(section, p + 1)[1];
     if (HASHED_EXPORT.test(field)) {
