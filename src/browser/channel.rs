@@ -67,16 +67,22 @@ fn text_at(note: &Array, i: u32) -> Option<String> {
     note.get(i).as_string()
 }
 
-/// New or redriven messages as three columns appended to `note`: `keys`, `groups` (null
-/// for none) and `numbers`, `[seq, createdAt, activeSince, bytes, attempts]` per
-/// message. Such messages have never failed, so there is no last error or next attempt
-/// to carry. A batch of 1,000 enqueues is one note.
+/// New or redriven messages as three columns appended to `note`: the keys joined with
+/// "\n" (keys are visible ASCII), `groups` (no entry for none) and `numbers`, `[seq,
+/// createdAt, activeSince, bytes, attempts]` per message. Such messages have never
+/// failed, so there is no last error or next attempt to carry. A batch of 1,000 enqueues
+/// is one note.
 fn push_messages(note: &Array, messages: &[StoredMessage]) {
-    let (keys, groups) = (Array::new(), Array::new());
+    let (mut keys, groups) = (String::new(), Array::new());
     let mut numbers = Vec::new();
-    for m in messages {
-        keys.push(&JsValue::from(&m.key));
-        groups.push(&m.group.as_deref().map_or(JsValue::NULL, JsValue::from));
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            keys.push('\n');
+        }
+        keys.push_str(&m.key);
+        if let Some(group) = &m.group {
+            groups.set(i as u32, group.into());
+        }
         for n in [
             m.seq,
             m.created_at,
@@ -87,27 +93,28 @@ fn push_messages(note: &Array, messages: &[StoredMessage]) {
             numbers.push(n as f64);
         }
     }
-    note.push(&keys);
+    note.push(&keys.into());
     note.push(&groups);
     note.push(&js_sys::Float64Array::from(&numbers[..]));
 }
 
 /// The columns [`push_messages`] wrote, from element 1 on.
 fn messages_from(note: &Array) -> Option<Vec<StoredMessage>> {
-    let keys: Array = note.get(1).dyn_into().ok()?;
+    let keys = note.get(1).as_string()?;
     let groups: Array = note.get(2).dyn_into().ok()?;
     let numbers = note
         .get(3)
         .dyn_into::<js_sys::Float64Array>()
         .ok()?
         .to_vec();
-    if numbers.len() != keys.length() as usize * 5 {
-        return None;
-    }
     let mut messages = Vec::new();
+    if numbers.is_empty() || numbers.len() % 5 != 0 {
+        return numbers.is_empty().then_some(messages);
+    }
+    let mut keys = keys.split('\n');
     for (i, n) in numbers.chunks_exact(5).enumerate() {
         messages.push(StoredMessage {
-            key: keys.get(i as u32).as_string()?,
+            key: keys.next()?.into(),
             seq: n[0] as u64,
             group: groups.get(i as u32).as_string(),
             created_at: n[1] as u64,
@@ -118,7 +125,8 @@ fn messages_from(note: &Array) -> Option<Vec<StoredMessage>> {
             last_error: None,
         });
     }
-    Some(messages)
+    // As many keys as messages, no more.
+    keys.next().is_none().then_some(messages)
 }
 
 /// A last error as two elements: its status (or null) and its message.

@@ -29,10 +29,13 @@ use crate::core::{Admitted, ErrorCode, OutboxError};
 #[derive(Default)]
 pub struct EnqueueBatch {
     queue: Vec<Waiting>,
+    /// `resolve`, `reject` and payload of each queued message, in queue order.
+    waiters: Array,
     /// The batch in the transaction under way.
     writing: Option<Write>,
-    /// A write starts in the next microtask.
-    scheduled: bool,
+    /// A write starts in the next microtask; until then this keeps the driver alive (a
+    /// cycle that [`Driver::start_write`] breaks), as [`Write`] does during the write.
+    scheduled: Option<Rc<Driver>>,
 }
 
 #[wasm_bindgen]
@@ -81,18 +84,18 @@ impl WriteCallbacks {
 /// waiting `enqueue` is answered even if the app dropped the outbox meanwhile.
 struct Write {
     batch: Vec<Waiting>,
+    waiters: Array,
     new: NewMessages,
     _driver: Rc<Driver>,
 }
 
+/// A queued message. Its promise's `resolve` and `reject`, and its payload, wait in JS
+/// (`EnqueueBatch::waiters`), at the same position.
 struct Waiting {
     admitted: Admitted,
     /// The app chose the key (so it is claimed in storage).
     claimed: bool,
     body: JsValue,
-    payload: JsValue,
-    resolve: Function,
-    reject: Function,
 }
 
 /// Reads `{ key?, group? }`.
@@ -140,17 +143,15 @@ impl Driver {
             Ok(ok) => ok,
             Err(err) => return reject(err),
         };
-        let (waiter, resolve, reject) = js::new_promise();
-        self.batch.borrow_mut().queue.push(Waiting {
+        let mut batch = self.batch.borrow_mut();
+        let waiter = js::wait_for_commit(&batch.waiters, &payload);
+        batch.queue.push(Waiting {
             admitted,
             claimed,
             body,
-            payload,
-            resolve,
-            reject,
         });
-        let mut batch = self.batch.borrow_mut();
-        if batch.writing.is_none() && !core::mem::replace(&mut batch.scheduled, true) {
+        if batch.writing.is_none() && batch.scheduled.is_none() {
+            batch.scheduled = Some(self.clone());
             // Starts in a microtask: every `enqueue` of the current task joins this batch.
             queue_microtask(self.writes.start.as_ref().unchecked_ref());
         }
@@ -160,11 +161,13 @@ impl Driver {
     /// Writes what has queued up, unless a write is under way (its end starts the next).
     fn start_write(self: &Rc<Self>) {
         let mut state = self.batch.borrow_mut();
-        state.scheduled = false;
+        // Another reference is held by the caller (the callback upgraded its own).
+        drop(state.scheduled.take());
         if state.writing.is_some() || state.queue.is_empty() {
             return;
         }
         let batch = core::mem::take(&mut state.queue);
+        let waiters = core::mem::take(&mut state.waiters);
         let mut new = NewMessages::default();
         for w in &batch {
             new.push(&w.admitted.stored(), w.claimed, &w.body);
@@ -176,6 +179,7 @@ impl Driver {
             .then2(&self.writes.written, &self.writes.failed);
         state.writing = Some(Write {
             batch,
+            waiters,
             new,
             _driver: self.clone(),
         });
@@ -183,35 +187,38 @@ impl Driver {
 
     /// The write [`Driver::start_write`] began has ended: per message, whether it went in.
     fn finish_write(self: &Rc<Self>, written: Result<Vec<bool>, OutboxError>) {
-        let Some(Write { batch, new, .. }) = self.batch.borrow_mut().writing.take() else {
+        let Some(Write {
+            batch,
+            waiters,
+            new,
+            ..
+        }) = self.batch.borrow_mut().writing.take()
+        else {
             return;
         };
         let mut announced = Vec::new();
-        let (resolves, payloads) = (Array::new(), Array::new());
+        let errors = Array::new();
         for (i, w) in batch.into_iter().enumerate() {
-            let outcome = match &written {
-                Ok(stored) if stored[i] => Ok(()),
-                Ok(_) => Err(OutboxError::new(
+            let refused = match &written {
+                Ok(stored) if stored[i] => None,
+                Ok(_) => Some(OutboxError::new(
                     ErrorCode::DuplicateKey,
                     concat(&[&w.admitted.key, " was stored by another tab first"]),
                 )),
-                Err(err) => Err(err.clone()),
+                Err(err) => Some(err.clone()),
             };
-            match outcome {
-                Ok(()) => {
+            match refused {
+                None => {
                     announced.push(w.admitted.stored());
                     self.engine_mut().commit_admitted(w.admitted);
-                    resolves.push(&w.resolve);
                 }
-                Err(err) => {
+                Some(err) => {
                     self.engine_mut().abort_admitted(&w.admitted.key);
-                    let _ = w.reject.call1(&JsValue::NULL, &err.into());
-                    resolves.push(&JsValue::UNDEFINED);
+                    errors.set(i as u32, err.into());
                 }
             }
-            payloads.push(&w.payload);
         }
-        js::resolve_enqueued(&resolves, &new.keys, &new.groups, &new.numbers, &payloads);
+        js::resolve_enqueued(&waiters, &new.keys, &new.groups, &new.numbers, &errors);
         if !announced.is_empty() {
             self.tell(Note::Enqueued {
                 messages: announced,

@@ -9,10 +9,15 @@ use wasm_bindgen::prelude::*;
 use crate::core::Millis;
 
 #[wasm_bindgen(inline_js = r#"
-export function resolveEnqueued(resolves, keys, groups, numbers, payloads) {
-  for (let i = 0; i < resolves.length; i++) {
-    const resolve = resolves[i];
-    if (resolve) resolve({ key: keys[i], group: groups[i], createdAt: numbers[i * 4 + 1], attempts: 0, state: "pending", payload: payloads[i] });
+export function waitForCommit(waiters, payload) {
+  return new Promise((resolve, reject) => waiters.push(resolve, reject, payload));
+}
+export function resolveEnqueued(waiters, joinedKeys, groups, numbers, errors) {
+  const keys = joinedKeys.split("\n");
+  for (let i = 0; i < keys.length; i++) {
+    const [resolve, reject, payload] = waiters.slice(i * 3, i * 3 + 3);
+    if (errors[i] !== undefined) reject(errors[i]);
+    else resolve({ key: keys[i], group: groups[i] ?? null, createdAt: numbers[i * 5 + 1], attempts: 0, state: "pending", payload });
   }
 }
 export function encodePayload(value, maxBytes) {
@@ -45,16 +50,21 @@ export function deferred() {
 }
 "#)]
 extern "C" {
-    /// Resolves each `enqueue` of a committed batch with its message (as `pending()`
-    /// shows it), building the objects here rather than field by field from wasm. The
-    /// columns are `NewMessages`'; a missing resolver skips that message.
+    /// A promise for one `enqueue`: its `resolve`, `reject` and payload go to the end of
+    /// `waiters` (three entries per message, in queue order), so wasm holds none of them.
+    #[wasm_bindgen(js_name = waitForCommit)]
+    pub fn wait_for_commit(waiters: &js_sys::Array, payload: &JsValue) -> js_sys::Promise;
+
+    /// Answers each `enqueue` of a written batch: rejects those with an entry in
+    /// `errors`, resolves the others with their message (as `pending()` shows it), built
+    /// here rather than field by field from wasm. The columns are `NewMessages`'.
     #[wasm_bindgen(js_name = resolveEnqueued)]
     pub fn resolve_enqueued(
-        resolves: &js_sys::Array,
-        keys: &js_sys::Array,
+        waiters: &js_sys::Array,
+        keys: &str,
         groups: &js_sys::Array,
         numbers: &[f64],
-        payloads: &js_sys::Array,
+        errors: &js_sys::Array,
     );
 
     /// The JSON text on success, `{ error, message }` otherwise.

@@ -529,14 +529,6 @@ impl Driver {
     }
 
     fn schedule_delivery(self: &Rc<Self>) {
-        if self.nobody_waits() {
-            // No listener and no flush to answer: nothing to hand out, and no JS to run,
-            // so the events go now, without a task of their own.
-            let mut engine = self.engine_mut();
-            while engine.poll_event().is_some() {}
-            while engine.poll_flush_done().is_some() {}
-            return;
-        }
         if self.delivery_scheduled.replace(true) {
             return;
         }
@@ -545,15 +537,6 @@ impl Driver {
             driver.delivery_scheduled.set(false);
             driver.deliver();
         });
-    }
-
-    /// Whether no listener is subscribed and no flush (this tab's, forwarded or asked for
-    /// by another tab) waits for its summary.
-    fn nobody_waits(&self) -> bool {
-        self.listeners.borrow().is_empty()
-            && self.flush_waiters.borrow().is_empty()
-            && self.local_flushes.borrow().is_empty()
-            && self.remote_flushes.borrow().is_empty()
     }
 
     /// Hands queued events to listeners and settles finished flushes. No borrow is held

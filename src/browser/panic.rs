@@ -3,8 +3,8 @@
 //!
 //! With std (tests), a panic hook reports std's formatted message. Without it (the
 //! published build), the crate's `#[panic_handler]` (in `lib.rs`) calls
-//! [`report_panic`], which formats nothing: the message only when it is a plain string,
-//! and the file and line as JS values.
+//! [`report_panic`], which formats nothing: it gives the file and line, and the message
+//! only when it is a plain string (most of core's are formatted: then just "panic").
 
 use super::js::console_error;
 

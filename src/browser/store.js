@@ -226,24 +226,27 @@ function columns({ keys, dead, flags }, tried) {
 }
 
 /**
- * Adds new messages in one transaction, given as columns: `keys`, `claimed` (whether
- * the app chose the key: then it is claimed, see "claims"), `groups` (null for none),
- * `numbers` ([seq, createdAt, activeSince, bytes] per message) and `bodies` (JSON
- * texts). Resolves with, per message, whether it went in: a key another tab claimed
- * first is refused (its message is taken out again) and the rest commit.
+ * Adds new messages in one transaction, given as columns: `keys` (joined with "\n"),
+ * `groups` (no entry for none), `numbers` ([seq, createdAt, activeSince, bytes,
+ * claimed] per message, `claimed` 1 when the app chose the key: then it is claimed, see
+ * "claims") and `bodies` (JSON texts). Resolves with, per message, whether it went in:
+ * a key another tab claimed first is refused (its message is taken out again) and the
+ * rest commit.
  */
-export function insertAll(db, durability, keys, claimed, groups, numbers, bodies) {
+export function insertAll(db, durability, joinedKeys, groups, numbers, bodies) {
+  const keys = joinedKeys.split("\n");
+  const claimed = (i) => numbers[i * 5 + 4] === 1;
   // Most batches claim nothing (generated keys): then the claims store stays out of scope.
-  const scope = claimed.includes(true) ? [MESSAGES, CLAIMS] : [MESSAGES];
+  const scope = keys.some((_, i) => claimed(i)) ? [MESSAGES, CLAIMS] : [MESSAGES];
   return transact(db, scope, durability, (tx) => {
     const store = tx.objectStore(MESSAGES);
     const ok = new Array(keys.length).fill(true);
     const refused = new Map(); // claim request -> the message's index
     const pks = [];
     keys.forEach((key, i) => {
-      const at = i * 4;
+      const at = i * 5;
       const m = { seq: numbers[at], key, createdAt: numbers[at + 1], activeSince: numbers[at + 2], bytes: numbers[at + 3], group: groups[i] };
-      if (claimed[i]) refused.set(tx.objectStore(CLAIMS).add(true, key), i);
+      if (claimed(i)) refused.set(tx.objectStore(CLAIMS).add(true, key), i);
       pks.push(primaryKey(m));
       store.add(messageRecord(m, bodies[i]));
     });
@@ -365,6 +368,16 @@ function payloadOf(body) {
 }
 
 /**
+ * A last error as the API shows it: `{ status?, message }`, `status` left out when there
+ * was no answer (records written by version 1 may hold `status: null`).
+ */
+function lastErrorOf(e) {
+  if (e == null) return null;
+  const message = String(e.message ?? "");
+  return typeof e.status === "number" ? { status: e.status, message } : { message };
+}
+
+/**
  * Every pending message as `pending()` lists it (the TypeScript `PendingMessage`),
  * oldest first, with the attempt state storage holds: the driver then puts in the
  * engine's live state (in flight, attempts, next attempt).
@@ -386,7 +399,7 @@ export function listPending(db) {
           attempts: a ? a.attempts : 0,
           state: "pending",
           nextAttemptAt: a?.nextAttemptAt ?? null,
-          lastError: a?.lastError ?? null,
+          lastError: lastErrorOf(a?.lastError),
           payload: payloadOf(r.body),
         };
       });
@@ -406,7 +419,7 @@ export function listDead(db) {
         attempts: d.attempts,
         state: "dead",
         reason: d.reason,
-        lastError: d.lastError ?? null,
+        lastError: lastErrorOf(d.lastError),
         deadAt: d.deadAt,
         payload: payloadOf(d.body),
       }));

@@ -36,8 +36,7 @@ extern "C" {
     fn insert_all(
         db: &Database,
         durability: &str,
-        keys: &Array,
-        claimed: &Array,
+        keys: &str,
         groups: &Array,
         numbers: &[f64],
         bodies: &Array,
@@ -97,17 +96,17 @@ pub struct Loaded {
     pub flags: Option<Flags>,
 }
 
-/// New messages as `store.js` takes them: columns, not one object per message, since
-/// this is the hottest path (the enqueue results reuse `keys` and `groups`).
+/// New messages as `store.js` takes them: columns, not one object per message, and as
+/// few calls into JS per message as can be, since this is the hottest path (the enqueue
+/// results reuse `keys` and `groups`).
 #[derive(Default)]
 pub struct NewMessages {
-    /// Each message's key.
-    pub keys: Array,
-    /// Whether the app chose the key (then it is claimed).
-    pub claimed: Array,
-    /// Each message's group, or null.
+    /// The keys, joined with "\n" (keys are visible ASCII): one string for the batch.
+    pub keys: String,
+    /// Each message's group; no entry (`undefined`) for none, so most messages cost no call.
     pub groups: Array,
-    /// `[seq, createdAt, activeSince, bytes]` per message.
+    /// `[seq, createdAt, activeSince, bytes, claimed]` per message; `claimed` is 1 when
+    /// the app chose the key (then it is claimed), else 0.
     pub numbers: Vec<f64>,
     /// Each message's JSON text.
     pub bodies: Array,
@@ -116,14 +115,18 @@ pub struct NewMessages {
 impl NewMessages {
     /// Adds a message.
     pub fn push(&mut self, m: &StoredMessage, claimed: bool, body: &JsValue) {
-        self.keys.push(&JsValue::from(&m.key));
-        self.claimed.push(&JsValue::from_bool(claimed));
-        self.groups
-            .push(&m.group.as_deref().map_or(JsValue::NULL, JsValue::from));
+        let i = self.bodies.push(body) - 1;
+        if i > 0 {
+            self.keys.push('\n');
+        }
+        self.keys.push_str(&m.key);
+        if let Some(group) = &m.group {
+            self.groups.set(i, group.into());
+        }
         for n in [m.seq, m.created_at, m.active_since, u64::from(m.bytes)] {
             self.numbers.push(n as f64);
         }
-        self.bodies.push(body);
+        self.numbers.push(if claimed { 1.0 } else { 0.0 });
     }
 }
 
@@ -261,7 +264,6 @@ impl Store {
             &self.db,
             self.durability.as_str(),
             &new.keys,
-            &new.claimed,
             &new.groups,
             &new.numbers,
             &new.bodies,

@@ -35,9 +35,12 @@ function writeVersion1(name) {
       tx.objectStore("pending").put(meta("old-a", 10, { attempts: 2, lastError: { status: 503, message: "HTTP 503" }, nextAttemptAt: t0 + 1000 }));
       tx.objectStore("pending").put(meta("no-body", 30)); // its payload is missing: it can never be sent
       tx.objectStore("dead").put({ ...meta("old-dead", 5, { attempts: 1, lastError: { status: 422, message: "HTTP 422" } }), reason: "rejected", deadAt: t0 + 2000 });
+      // Version 1 wrote a failure without an answer as `status: null`.
+      tx.objectStore("dead").put({ ...meta("old-dead-net", 6, { attempts: 8, lastError: { status: null, message: "network down" } }), reason: "max-attempts", deadAt: t0 + 3000 });
       tx.objectStore("bodies").put('{"n":"a"}', "old-a");
       tx.objectStore("bodies").put('{"n":"b"}', "old-b");
       tx.objectStore("bodies").put('{"n":"dead"}', "old-dead");
+      tx.objectStore("bodies").put('{"n":"net"}', "old-dead-net");
       tx.objectStore("meta").put({ retryEnabled: true, retryIntervalMs: 4321 }, "flags");
       tx.oncomplete = () => {
         db.close();
@@ -62,14 +65,15 @@ test("a version-1 database is upgraded in place and nothing in it is lost", { ti
   assert.equal(listed[0].group, "note-1");
 
   const dead = await deadLetters(page);
-  assert.equal(dead.length, 1);
-  assert.equal(dead[0].key, "old-dead");
+  assert.deepEqual(dead.map((d) => d.key), ["old-dead", "old-dead-net"], `dead letters, oldest first: ${safeJson(dead)}`);
   assert.deepEqual(dead[0].payload, { n: "dead" }, "a dead letter keeps its payload");
   assert.equal(dead[0].reason, "rejected");
+  assert.deepEqual(dead[0].lastError, { status: 422, message: "HTTP 422" });
+  assert.deepEqual(dead[1].lastError, { message: "network down" }, "no answer: status is left out, as the types say");
 
   const s = await page.evaluate(() => window.ob.stats());
   assert.equal(s.pending, 2, `stats after the upgrade: ${safeJson(s)}`);
-  assert.equal(s.dead, 1);
+  assert.equal(s.dead, 2);
   const flags = await page.evaluate(() => window.ob.flags());
   assert.equal(flags.retryIntervalMs, 4321, `persisted flags survive: ${safeJson(flags)}`);
 
