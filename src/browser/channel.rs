@@ -18,7 +18,7 @@ use core::cell::RefCell;
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::convert::{nullable_number, number, string_array};
+use super::convert::{nullable_number, number, string_array, strings};
 use super::js::{self, Listener};
 use super::timer::Timeout;
 use crate::core::text::concat;
@@ -274,14 +274,9 @@ impl Note {
                     },
                 }
             }
-            kind::DISCARDED => {
-                let array: Array = note.get(1).dyn_into().ok()?;
-                let mut keys = Vec::new();
-                for k in array.iter() {
-                    keys.push(k.as_string()?);
-                }
-                Note::Discarded { keys }
-            }
+            kind::DISCARDED => Note::Discarded {
+                keys: strings(&note.get(1))?,
+            },
             kind::FLAGS => Note::Flags {
                 flags: Flags {
                     retry_enabled: note.get(1).as_bool()?,

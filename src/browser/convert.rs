@@ -11,9 +11,10 @@
 //! its own copy of the iterator code in the wasm module, a loop costs a few bytes.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use js_sys::Array;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 use super::js::get;
 use crate::core::text::concat;
@@ -25,6 +26,16 @@ pub fn string_array(items: &[String]) -> Array {
         array.push(&item.into());
     }
     array
+}
+
+/// The strings of a JS array; `None` unless it is an array of strings only.
+pub fn strings(value: &JsValue) -> Option<Vec<String>> {
+    let array: &Array = value.dyn_ref()?;
+    let mut out = Vec::new();
+    for item in array.iter() {
+        out.push(item.as_string()?);
+    }
+    Some(out)
 }
 
 /// A whole number as a JS number (every value the package hands out is a safe integer).

@@ -15,12 +15,13 @@ use core::cell::{Cell, Ref, RefCell, RefMut};
 use core::future::Future;
 use core::pin::Pin;
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use super::channel::{Channel, Note};
 use super::connectivity::{self, Connectivity};
+use super::convert::strings;
 use super::enqueue_batch::{EnqueueBatch, WriteCallbacks};
 use super::error::invalid_options;
 use super::js;
@@ -99,18 +100,13 @@ fn keys_argument(keys: &JsValue) -> Result<Option<Vec<String>>, OutboxError> {
     if keys.is_undefined() || keys.is_null() {
         return Ok(None);
     }
-    let bad = || {
-        OutboxError::new(
+    match strings(keys) {
+        Some(keys) => Ok(Some(keys)),
+        None => Err(OutboxError::new(
             ErrorCode::InvalidKey,
             "keys must be an array of key strings",
-        )
-    };
-    let array: &Array = keys.dyn_ref().ok_or_else(bad)?;
-    let mut out = Vec::new();
-    for k in array.iter() {
-        out.push(k.as_string().ok_or_else(bad)?);
+        )),
     }
-    Ok(Some(out))
 }
 
 #[wasm_bindgen(js_class = Outbox)]

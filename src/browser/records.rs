@@ -1,8 +1,7 @@
-//! How a message's metadata and the flags look in IndexedDB, read and written by hand:
-//! opening an outbox reads every pending record, and enqueue writes one per message, so
-//! these conversions are on the hot paths. The shape is the one serde used to write
-//! (camelCase fields, `null` for none), so older records read back the same. Notes
-//! between tabs carry messages in this shape too.
+//! How a message's metadata and the flags look in IndexedDB, read and written by hand,
+//! for the paths that pass whole records (attempts, outcomes, redrive, flags; opening
+//! and enqueue use columns instead, see `store.rs`). The shape is the one serde used to
+//! write (camelCase fields, `null` for none), so older records read back the same.
 
 use js_sys::Object;
 use wasm_bindgen::JsValue;

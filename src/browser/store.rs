@@ -15,8 +15,9 @@ use js_sys::{Array, Float64Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::convert::string_array;
+use super::convert::{string_array, strings};
 use super::error::storage_error;
+use super::js::get;
 use super::records::{flags_from_js, flags_to_js, message_from_js, message_to_js, reason_str};
 use crate::core::text::concat;
 use crate::core::{ErrorCode, Flags, LastError, Millis, OutboxError, Settlement, StoredMessage};
@@ -143,20 +144,6 @@ async fn done(promise: Promise, doing: &str) -> Result<JsValue, OutboxError> {
         .map_err(|e| storage_error(&e, doing))
 }
 
-fn get(value: &JsValue, name: &str) -> JsValue {
-    super::js::get(value, name)
-}
-
-fn strings(value: &JsValue) -> Vec<String> {
-    let mut out = Vec::new();
-    for s in value.unchecked_ref::<Array>().iter() {
-        if let Some(s) = s.as_string() {
-            out.push(s);
-        }
-    }
-    out
-}
-
 /// The keys of a "\n"-joined list: one string crossing from JS instead of one per key.
 fn lines(joined: &str) -> impl Iterator<Item = &str> {
     joined.split('\n').filter(|k| !k.is_empty())
@@ -168,7 +155,7 @@ fn messages_from_columns(columns: &JsValue) -> Vec<StoredMessage> {
         .unchecked_into::<Float64Array>()
         .to_vec();
     let keys = get(columns, "keys").as_string().unwrap_or_default();
-    let groups = strings(&get(columns, "groups"));
+    let groups = strings(&get(columns, "groups")).unwrap_or_default();
     let mut messages = Vec::new();
     let mut keys = lines(&keys);
     for n in numbers.chunks_exact(7) {
