@@ -15,9 +15,8 @@ export function waitForCommit(waiters, payload) {
 export function resolveEnqueued(waiters, joinedKeys, groups, numbers, errors) {
   const keys = joinedKeys.split("\n");
   for (let i = 0; i < keys.length; i++) {
-    const [resolve, reject, payload] = waiters.slice(i * 3, i * 3 + 3);
-    if (errors[i] !== undefined) reject(errors[i]);
-    else resolve({ key: keys[i], group: groups[i] ?? null, createdAt: numbers[i * 5 + 1], attempts: 0, state: "pending", payload });
+    if (errors[i] !== undefined) waiters[i * 3 + 1](errors[i]);
+    else waiters[i * 3]({ key: keys[i], group: groups[i] ?? null, createdAt: numbers[i * 5 + 1], attempts: 0, state: "pending", payload: waiters[i * 3 + 2] });
   }
 }
 export function encodePayload(value, maxBytes) {
@@ -164,7 +163,7 @@ extern "C" {
 }
 
 /// An event listener, removed when dropped. Not gloo-events: one closure type for every
-/// listener here, and no listener options, is about 0.5 KB less in the package.
+/// listener here, and no listener options, is less code in the package.
 #[must_use = "the listener is removed when this is dropped"]
 pub struct Listener {
     target: EventTarget,
