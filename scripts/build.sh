@@ -64,7 +64,7 @@ if [ -n "$WASM_OPT_BIN" ]; then
     --enable-reference-types
     --enable-multivalue
   )
-  # Flattening and re-looping first, then -Oz twice: about 0.4 KB less gzip than one
+  # Flattening and re-looping first, then -Oz twice: a little less gzip than one
   # -Oz, for a few seconds more. The producers and target-features sections are
   # metadata no engine reads.
   PASSES=(--flatten --rereloop -Oz -Oz --strip-producers --strip-target-features)
@@ -108,23 +108,22 @@ for f in js/*.js js/*.d.ts; do
   cp -n "$f" "$OUT/" 2>/dev/null || true
 done
 
-# The JS glue, snippets and entry, minified with esbuild (a devDependency): comments
-# and long local names are most of their size. Exports and imports stay as they are.
+# The JS, minified with esbuild (a devDependency): comments and long local names are most
+# of its size. Exports and imports stay as they are.
 ESBUILD=node_modules/.bin/esbuild
 if [ -x "$ESBUILD" ]; then
-  while IFS= read -r f; do
-    # wasm-bindgen lists a snippet module once per import in its imports object.
-    "$ESBUILD" "$f" --minify --format=esm --log-level=warning --log-override:duplicate-object-key=silent \
-      --allow-overwrite --outfile="$f"
-  done < <(find "$OUT" -name '*.js')
-  log "minified the JS with esbuild $("$ESBUILD" --version)"
   # The glue and its snippets (store.js, transport.js, the inline ones) ship as one
   # module: one file to fetch, and gzip compresses them together. The sources stay
-  # separate; only pkg/ has them joined.
+  # separate; only pkg/ has them joined. (wasm-bindgen lists a snippet module once per
+  # import in its imports object, hence the duplicate-key override.)
   "$ESBUILD" "$OUT/$CRATE.js" --bundle --minify --format=esm --log-level=warning \
     --log-override:duplicate-object-key=silent --allow-overwrite --outfile="$OUT/$CRATE.js"
   rm -rf "$OUT/snippets"
-  log "bundled the glue and its snippets into $OUT/$CRATE.js"
+  # The entry (and any other hand-written module next to it).
+  while IFS= read -r f; do
+    "$ESBUILD" "$f" --minify --format=esm --log-level=warning --allow-overwrite --outfile="$f"
+  done < <(find "$OUT" -name '*.js' ! -name "$CRATE.js")
+  log "bundled the glue with its snippets and minified the JS with esbuild $("$ESBUILD" --version)"
 else
   warn "esbuild not found (run npm install): the JS is not minified"
 fi
