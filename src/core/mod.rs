@@ -28,12 +28,12 @@ pub mod engine;
 pub mod error;
 pub mod event;
 mod fifo;
-pub mod http_date;
+pub(crate) mod http_date;
 pub mod key;
 mod ordered_set;
 pub mod outcome;
 pub mod schedule;
-pub mod text;
+pub(crate) mod text;
 
 pub use config::{Config, Flags, FlagsPatch, Jitter};
 pub use engine::{
