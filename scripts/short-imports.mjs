@@ -6,7 +6,7 @@
 //   node scripts/short-imports.mjs pkg/durable_outbox_bg.wasm pkg/durable_outbox.js
 // The names are long and end in a random-looking hash, so gzip cannot shrink them, and
 // each is written twice: in the module's import section and as a key of the glue's
-// imports object. Short names save about 2.4 KB of gzip. Only imports of the glue's own
+// imports object. Only imports of the glue's own
 // module are renamed (each name there is unique and appears in the glue as a whole
 // word); the snippets' imports keep their names, which are their exports' names.
 import fs from "node:fs";

@@ -20,8 +20,7 @@ mod browser;
 #[cfg(target_arch = "wasm32")]
 pub use browser::Outbox;
 
-/// Talc instead of std's dlmalloc: about 2.7 KB less gzip in the wasm module, and
-/// faster. The module is single-threaded (no `atomics`), which this allocator requires.
+/// Talc instead of std's dlmalloc: less code in the wasm module. The module is single-threaded (no `atomics`), which this allocator requires.
 #[cfg(target_arch = "wasm32")]
 #[global_allocator]
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();

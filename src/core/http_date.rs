@@ -1,6 +1,6 @@
 //! HTTP dates (RFC 9110 §5.6.7), for `Retry-After`: the IMF-fixdate form servers send,
 //! and the two obsolete forms (RFC 850 and asctime) that a recipient must still accept.
-//! Written here rather than taken from the httpdate crate, which brought about 5 KB of
+//! Written here rather than taken from the httpdate crate, which brought more
 //! code (much of it formatting) into the wasm module for these few lines of parsing.
 
 /// Month abbreviations, in order.

@@ -1,7 +1,7 @@
 //! An ordered set of small `Copy` items, for the engine's indexes.
 //!
 //! Not `std::collections::BTreeSet`: the engine needs only insert, remove, the first
-//! item and a scan from a lower bound, and std's B-tree brings about 10 KB of code to the
+//! item and a scan from a lower bound, and std's B-tree brings a large amount of generic code to the
 //! wasm module for every item type. Here the items sit in sorted blocks of at most
 //! [`BLOCK`]: a binary search over the blocks' last items finds the block, a second one
 //! the place in it, and an insert or removal moves at most one block's items. The common
