@@ -615,18 +615,12 @@ impl Engine {
         self.flags
     }
 
-    /// Loads what storage holds, at open. Queues no events.
+    /// Loads what storage holds into a new (or [`Engine::resync`]-cleared) engine, at
+    /// open. Queues no events.
     pub fn restore(&mut self, pending: Vec<StoredMessage>, dead_keys: Vec<String>) {
+        debug_assert!(self.entries.len() == 0, "restore fills an empty engine");
         for key in dead_keys {
             self.dead.insert(key, 0);
-        }
-        if self.entries.len() > 0 || !self.by_key.is_empty() {
-            for m in pending {
-                self.next_seq = self.next_seq.max(m.seq + 1);
-                let wait = Wait::reloaded(m.next_attempt_at);
-                self.insert(m, wait);
-            }
-            return;
         }
         // Into an empty engine (every open), the sets are filled first and only the
         // heads are armed at the end, not every group's head after each insert: that
@@ -1824,7 +1818,7 @@ mod tests {
     }
 
     #[test]
-    fn restoring_all_at_once_behaves_like_restoring_one_by_one() {
+    fn restoring_all_at_once_behaves_like_inserting_one_by_one() {
         let mut stored = Vec::new();
         for i in 0..60u64 {
             let group = match i % 3 {
@@ -1841,11 +1835,14 @@ mod tests {
         }
         let mut bulk = Engine::new(Config::default(), Flags::default());
         bulk.restore(stored.clone(), vec!["dead-1".into()]);
+        // The same messages through the general insert, one at a time.
         let mut one_by_one = Engine::new(Config::default(), Flags::default());
+        one_by_one.dead.insert("dead-1".into(), 0);
         for m in stored {
-            one_by_one.restore(vec![m], vec![]);
+            one_by_one.next_seq = one_by_one.next_seq.max(m.seq + 1);
+            let wait = Wait::reloaded(m.next_attempt_at);
+            one_by_one.insert(m, wait);
         }
-        one_by_one.restore(vec![], vec!["dead-1".into()]);
 
         assert_eq!(bulk.stats(0), one_by_one.stats(0));
         assert_eq!(bulk.poll_timeout(), one_by_one.poll_timeout());
