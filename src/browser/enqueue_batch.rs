@@ -3,17 +3,20 @@
 //! Each promise still resolves only after its own message is committed.
 //!
 //! This is the hottest path of the library (an app may enqueue on every keystroke), so it
-//! runs on plain callbacks rather than a Rust future: a microtask starts the write
-//! ([`Driver::start_write`]) and the transaction's promise calls back
-//! ([`Driver::finish_write`]), both through JS functions made once per outbox
+//! runs on plain callbacks rather than a Rust future: when no write is under way,
+//! `enqueue` starts one at once ([`Driver::start_write`]), and the transaction's promise
+//! calls back ([`Driver::finish_write`]) through JS functions made once per outbox
 //! ([`WriteCallbacks`]). A future would cost a task, a waker and two closures per write.
+//! Starting at once, not in a microtask, matters for an app that awaits each `enqueue`:
+//! its next message's transaction is under way before the bookkeeping of the last one
+//! runs, so that work overlaps the wait for IndexedDB instead of adding to it.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use alloc::rc::{Rc, Weak};
 
-use js_sys::{Array, Function, Promise};
+use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 
 use super::channel::Note;
@@ -23,7 +26,7 @@ use super::js;
 use super::outbox::{reject, Driver};
 use super::store::NewMessages;
 use crate::core::text::concat;
-use crate::core::{Admitted, ErrorCode, OutboxError};
+use crate::core::{Admitted, ErrorCode, OutboxError, StoredMessage};
 
 /// Messages waiting for the next write, and the batch being written.
 #[derive(Default)]
@@ -33,20 +36,21 @@ pub struct EnqueueBatch {
     waiters: Array,
     /// The batch in the transaction under way.
     writing: Option<Write>,
-    /// A write starts in the next microtask; until then this keeps the driver alive (a
-    /// cycle that [`Driver::start_write`] breaks), as [`Write`] does during the write.
-    scheduled: Option<Rc<Driver>>,
+    /// Committed messages whose note to other tabs is still to be sent, and the driver,
+    /// kept alive until [`Driver::after_write`] runs (a cycle it breaks).
+    announcing: Vec<StoredMessage>,
+    after: Option<Rc<Driver>>,
 }
 
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = queueMicrotask)]
-    fn queue_microtask(callback: &Function);
+    fn queue_microtask(callback: &JsValue);
 }
 
 /// The JS functions that run an outbox's writes, made once (see the module docs).
 pub struct WriteCallbacks {
-    start: Closure<dyn FnMut()>,
+    after: Closure<dyn FnMut()>,
     written: Closure<dyn FnMut(JsValue)>,
     failed: Closure<dyn FnMut(JsValue)>,
 }
@@ -56,18 +60,14 @@ impl WriteCallbacks {
     pub fn new(driver: &Weak<Driver>) -> WriteCallbacks {
         let (d1, d2, d3) = (driver.clone(), driver.clone(), driver.clone());
         WriteCallbacks {
-            start: Closure::new(move || {
+            after: Closure::new(move || {
                 if let Some(driver) = d1.upgrade() {
-                    driver.start_write();
+                    driver.after_write();
                 }
             }),
-            written: Closure::new(move |stored: JsValue| {
+            written: Closure::new(move |refused: JsValue| {
                 if let Some(driver) = d2.upgrade() {
-                    let mut oks = Vec::new();
-                    for ok in stored.unchecked_into::<Array>().iter() {
-                        oks.push(ok.is_truthy());
-                    }
-                    driver.finish_write(Ok(oks));
+                    driver.finish_write(Ok(refused));
                 }
             }),
             failed: Closure::new(move |err: JsValue| {
@@ -143,26 +143,23 @@ impl Driver {
             Ok(ok) => ok,
             Err(err) => return reject(err),
         };
-        let mut batch = self.batch.borrow_mut();
-        let waiter = js::wait_for_commit(&batch.waiters, &payload);
-        batch.queue.push(Waiting {
-            admitted,
-            claimed,
-            body,
-        });
-        if batch.writing.is_none() && batch.scheduled.is_none() {
-            batch.scheduled = Some(self.clone());
-            // Starts in a microtask: every `enqueue` of the current task joins this batch.
-            queue_microtask(self.writes.start.as_ref().unchecked_ref());
-        }
+        let waiter = {
+            let mut batch = self.batch.borrow_mut();
+            let waiter = js::wait_for_commit(&batch.waiters, &payload);
+            batch.queue.push(Waiting {
+                admitted,
+                claimed,
+                body,
+            });
+            waiter
+        };
+        self.start_write();
         waiter
     }
 
     /// Writes what has queued up, unless a write is under way (its end starts the next).
     fn start_write(self: &Rc<Self>) {
         let mut state = self.batch.borrow_mut();
-        // Another reference is held by the caller (the callback upgraded its own).
-        drop(state.scheduled.take());
         if state.writing.is_some() || state.queue.is_empty() {
             return;
         }
@@ -172,11 +169,11 @@ impl Driver {
         for w in &batch {
             new.push(&w.admitted.stored(), w.claimed, &w.body);
         }
-        // The promise `then` returns is not needed: the callbacks are the continuation.
-        let _ = self
-            .store
-            .insert(&new)
-            .then2(&self.writes.written, &self.writes.failed);
+        self.store.insert(
+            &new,
+            self.writes.written.as_ref(),
+            self.writes.failed.as_ref(),
+        );
         state.writing = Some(Write {
             batch,
             waiters,
@@ -185,8 +182,9 @@ impl Driver {
         });
     }
 
-    /// The write [`Driver::start_write`] began has ended: per message, whether it went in.
-    fn finish_write(self: &Rc<Self>, written: Result<Vec<bool>, OutboxError>) {
+    /// The write [`Driver::start_write`] began has ended: `Ok(refused)` when it committed
+    /// (`refused`: see [`Store::insert`](super::store::Store::insert)).
+    fn finish_write(self: &Rc<Self>, written: Result<JsValue, OutboxError>) {
         let Some(Write {
             batch,
             waiters,
@@ -196,11 +194,16 @@ impl Driver {
         else {
             return;
         };
-        let mut announced = Vec::new();
+        let mut state = self.batch.borrow_mut();
         let errors = Array::new();
         for (i, w) in batch.into_iter().enumerate() {
             let refused = match &written {
-                Ok(stored) if stored[i] => None,
+                Ok(refused)
+                    if refused.is_undefined()
+                        || !refused.unchecked_ref::<Array>().get(i as u32).is_truthy() =>
+                {
+                    None
+                }
                 Ok(_) => Some(OutboxError::new(
                     ErrorCode::DuplicateKey,
                     concat(&[&w.admitted.key, " was stored by another tab first"]),
@@ -209,7 +212,7 @@ impl Driver {
             };
             match refused {
                 None => {
-                    announced.push(w.admitted.stored());
+                    state.announcing.push(w.admitted.stored());
                     self.engine_mut().commit_admitted(w.admitted);
                 }
                 Some(err) => {
@@ -218,11 +221,25 @@ impl Driver {
                 }
             }
         }
+        let first = state.after.replace(self.clone()).is_none();
+        drop(state);
         js::resolve_enqueued(&waiters, &new.keys, &new.groups, &new.numbers, &errors);
-        if !announced.is_empty() {
-            self.tell(Note::Enqueued {
-                messages: announced,
-            });
+        if first {
+            // Queued after the answers, so it runs after the code awaiting them: an app
+            // that awaits each `enqueue` has its next write under way first.
+            queue_microtask(self.writes.after.as_ref());
+        }
+    }
+
+    /// The rest of a write's end: tells the other tabs, lets the engine act (it may send
+    /// the new messages), and writes what queued up meanwhile.
+    fn after_write(self: &Rc<Self>) {
+        let (messages, _driver) = {
+            let mut state = self.batch.borrow_mut();
+            (core::mem::take(&mut state.announcing), state.after.take())
+        };
+        if !messages.is_empty() {
+            self.tell(Note::Enqueued { messages });
         }
         self.drive();
         self.start_write();

@@ -229,38 +229,56 @@ function columns({ keys, dead, flags }, tried) {
  * Adds new messages in one transaction, given as columns: `keys` (joined with "\n"),
  * `groups` (no entry for none), `numbers` ([seq, createdAt, activeSince, bytes,
  * claimed] per message, `claimed` 1 when the app chose the key: then it is claimed, see
- * "claims") and `bodies` (JSON texts). Resolves with, per message, whether it went in:
- * a key another tab claimed first is refused (its message is taken out again) and the
- * rest commit.
+ * "claims") and `bodies` (JSON texts). Once it commits, calls `written(refused)`:
+ * `refused` is undefined when every message went in, else an array with `true` for each
+ * message whose key another tab claimed first (it was taken out again; the rest
+ * committed). If it fails, calls `failed(error)`, never synchronously.
+ *
+ * Callbacks rather than a promise: this is every enqueue's path, and a promise would
+ * add a microtask and a callback between the commit and the app's next line.
  */
-export function insertAll(db, durability, joinedKeys, groups, numbers, bodies) {
-  const keys = joinedKeys.split("\n");
-  const claimed = (i) => numbers[i * 5 + 4] === 1;
-  // Most batches claim nothing (generated keys): then the claims store stays out of scope.
-  const scope = keys.some((_, i) => claimed(i)) ? [MESSAGES, CLAIMS] : [MESSAGES];
-  return transact(db, scope, durability, (tx) => {
+export function insertAll(db, durability, joinedKeys, groups, numbers, bodies, written, failed) {
+  let tx, thrown;
+  try {
+    const keys = joinedKeys.split("\n");
+    const claimed = (i) => numbers[i * 5 + 4] === 1;
+    // Most batches claim nothing (generated keys): then the claims store stays out of scope.
+    const claims = keys.some((_, i) => claimed(i));
+    // A store name rather than a list, and no options for the default: each costs the
+    // browser a conversion on every enqueue's transaction.
+    const options = durability === "default" ? undefined : { durability };
+    tx = db.transaction(claims ? [MESSAGES, CLAIMS] : MESSAGES, "readwrite", options);
+    tx.onabort = () => failed(thrown ?? tx.error ?? new Error("the transaction was aborted"));
     const store = tx.objectStore(MESSAGES);
-    const ok = new Array(keys.length).fill(true);
     const refused = new Map(); // claim request -> the message's index
     const pks = [];
-    keys.forEach((key, i) => {
+    const out = [];
+    for (let i = 0; i < keys.length; i++) {
       const at = i * 5;
-      const m = { seq: numbers[at], key, createdAt: numbers[at + 1], activeSince: numbers[at + 2], bytes: numbers[at + 3], group: groups[i] };
-      if (claimed(i)) refused.set(tx.objectStore(CLAIMS).add(true, key), i);
+      const m = { seq: numbers[at], key: keys[i], createdAt: numbers[at + 1], activeSince: numbers[at + 2], bytes: numbers[at + 3], group: groups[i] };
+      if (claimed(i)) refused.set(tx.objectStore(CLAIMS).add(true, m.key), i);
       pks.push(primaryKey(m));
       store.add(messageRecord(m, bodies[i]));
-    });
-    // One handler for every claim's error, rather than one per request.
-    tx.onerror = (e) => {
-      const i = refused.get(e.target);
-      if (i === undefined) return; // anything else aborts the transaction
-      e.preventDefault(); // keeps the transaction alive
-      e.stopPropagation();
-      ok[i] = false;
-      store.delete(pks[i]);
-    };
-    return () => ok;
-  });
+    }
+    // One handler for every claim's error, rather than one per request (and none
+    // without claims: any other error aborts the transaction).
+    if (claims) {
+      tx.onerror = (e) => {
+        const i = refused.get(e.target);
+        if (i === undefined) return;
+        e.preventDefault(); // keeps the transaction alive
+        e.stopPropagation();
+        out[i] = true;
+        store.delete(pks[i]);
+      };
+    }
+    tx.oncomplete = () => written(out.length ? out : undefined);
+  } catch (e) {
+    // Nothing of a half-issued batch may commit; the answer comes later, as it would.
+    thrown = e;
+    if (tx) tx.abort();
+    else queueMicrotask(() => failed(e));
+  }
 }
 
 const byPrimaryKey = (a, b) => indexedDB.cmp(a, b);

@@ -41,7 +41,9 @@ extern "C" {
         groups: &Array,
         numbers: &[f64],
         bodies: &Array,
-    ) -> Promise;
+        written: &JsValue,
+        failed: &JsValue,
+    );
     #[wasm_bindgen(js_name = beginAttempts)]
     fn begin_attempts(db: &Database, durability: &str, id: &str, metas: &Array) -> Promise;
     #[wasm_bindgen(js_name = record)]
@@ -243,10 +245,11 @@ impl Store {
         })
     }
 
-    /// Stores new messages, all in one transaction (group commit). The promise resolves
-    /// with, per message, whether it went in: a key that another tab claimed first is
-    /// left alone while the rest commit. Not a future: see `enqueue_batch`.
-    pub fn insert(&self, new: &NewMessages) -> Promise {
+    /// Stores new messages, all in one transaction (group commit), then calls `written`
+    /// with `undefined` if all went in, else an array with `true` at each message whose
+    /// key another tab claimed first (left alone while the rest commit); or `failed`
+    /// with the error, never before this returns. Not a future: see `enqueue_batch`.
+    pub fn insert(&self, new: &NewMessages, written: &JsValue, failed: &JsValue) {
         insert_all(
             &self.db,
             self.durability.as_str(),
@@ -254,6 +257,8 @@ impl Store {
             &new.groups,
             &new.numbers,
             &new.bodies,
+            written,
+            failed,
         )
     }
 
