@@ -4,6 +4,7 @@
 export const ROWS = [
   { id: "raw.perItem", label: "raw IndexedDB, 1 tx per item (sequential)", unit: "items/s" },
   { id: "raw.perItemStrict", label: "  same, durability \"strict\" (info)", unit: "items/s" },
+  { id: "raw.perItemCommit", label: "  same, with tx.commit() as the outbox (info)", unit: "items/s" },
   { id: "raw.oneTx", label: "raw IndexedDB, all items in 1 tx", unit: "items/s" },
   { id: "workbox.pushSeq", label: "Workbox pushEntry, sequential", unit: "items/s" },
   { id: "workbox.pushConc", label: "Workbox pushEntry, concurrent", unit: "items/s" },
@@ -31,6 +32,7 @@ export const RATIOS = [
   { row: "outbox.enqueueConc", peer: "workbox.pushSeq" },
   { row: "outbox.enqueueConc", peer: "raw.oneTx", min: 0.7, note: "concurrent enqueue >= 0.7x raw one-transaction" },
   { row: "outbox.enqueueSeq", peer: "raw.perItem", min: 0.9, note: "sequential enqueue >= 0.9x raw one-transaction-per-item" },
+  { row: "outbox.enqueueSeq", peer: "raw.perItemCommit" },
   { row: "outbox.enqueueSeq", peer: "workbox.pushSeq" },
   { row: "outbox.enqueueConcStrict", peer: "raw.oneTx" },
   { row: "outbox.enqueueSeqStrict", peer: "raw.perItem" },
@@ -50,6 +52,7 @@ export const TARGETS = [
 
 const SHORT = {
   "raw.perItem": "raw per-item tx",
+  "raw.perItemCommit": "raw per-item tx + commit()",
   "raw.oneTx": "raw one tx",
   "workbox.pushSeq": "Workbox push seq",
   "workbox.pushConc": "Workbox push conc",

@@ -361,6 +361,7 @@ async function main() {
   const throughput = [
     ["raw.perItem", "rawPerItem", {}],
     ["raw.perItemStrict", "rawPerItem", { durability: "strict" }],
+    ["raw.perItemCommit", "rawPerItem", { commit: true }],
     ["raw.oneTx", "rawOneTx", {}],
     ["workbox.pushSeq", "workboxPush", { mode: "sequential" }],
     ["workbox.pushConc", "workboxPush", { mode: "concurrent" }],

@@ -100,9 +100,9 @@ async function countRaw(db) {
 /**
  * Raw IndexedDB, one readwrite transaction per item, each awaited (oncomplete)
  * before the next starts. `durability`: undefined (the browser's default), "strict"
- * or "relaxed".
+ * or "relaxed". `commit`: call `tx.commit()` after the put, as the outbox does.
  */
-export async function rawPerItem({ n, bytes, durability }) {
+export async function rawPerItem({ n, bytes, durability, commit }) {
   const items = payloads(n, bytes).map((payload, i) => ({ key: `k${String(i).padStart(8, "0")}`, createdAt: Date.now(), payload }));
   const db = await openRaw(`bench-raw-per-item-${crypto.randomUUID()}`);
   const opts = durability ? { durability } : undefined;
@@ -110,13 +110,14 @@ export async function rawPerItem({ n, bytes, durability }) {
   for (const item of items) {
     const tx = db.transaction("items", "readwrite", opts);
     tx.objectStore("items").put(item);
+    if (commit) tx.commit();
     await done(tx);
   }
   const ms = performance.now() - t0;
   const stored = await countRaw(db);
   db.close();
   if (stored !== n) throw new Error(`raw per-item: ${stored} of ${n} stored`);
-  return { ms, n, durability: durability ?? "default" };
+  return { ms, n, durability: durability ?? "default", commit: !!commit };
 }
 
 /** Raw IndexedDB, all items put in one readwrite transaction, awaited once. */
