@@ -3,11 +3,13 @@
 // costs one call across the boundary instead of one per request and callback.
 // src/browser/store.rs binds these and turns their results into Rust values.
 //
-// Layout (database version 2):
+// Layout (database version 3):
 // - "messages": one record per pending message, its payload's JSON text included, so
 //   that enqueue writes exactly one record. The metadata that never changes is the
 //   record's primary key ([seq, key, createdAt, activeSince, bytes, group]), so that
-//   opening an outbox reads keys only (getAllKeys), never a payload.
+//   opening an outbox reads keys only (getAllKeys), never a payload. The key is given
+//   with each write (out of line), not a key path: the browser would otherwise read six
+//   properties out of every record it stores (version 2 did; see `outOfLineKeys`).
 // - "claims": the keys an app chose itself (`enqueue(p, {key})`), while their message is
 //   pending or dead: adding a claim fails if another tab claimed the key first, so the
 //   same key is never stored twice. A generated key (a UUIDv7) needs no claim. This
@@ -31,8 +33,7 @@ const INFLIGHT = "inflight";
 const CLAIMS = "claims";
 const DEAD = "dead";
 const META = "meta";
-const VERSION = 2;
-const PRIMARY = ["seq", "key", "createdAt", "activeSince", "bytes", "group"];
+const VERSION = 3;
 
 /** A message record's primary key, from its metadata ("" stands for no group). */
 const primaryKey = (m) => [m.seq, m.key, m.createdAt, m.activeSince, m.bytes ?? 0, m.group ?? ""];
@@ -95,8 +96,9 @@ export function openDatabase(name) {
 }
 
 function upgrade(db, tx, oldVersion) {
+  if (oldVersion === 2) return outOfLineKeys(db, tx);
   const claims = db.createObjectStore(CLAIMS);
-  db.createObjectStore(MESSAGES, { keyPath: PRIMARY });
+  db.createObjectStore(MESSAGES);
   db.createObjectStore(ATTEMPTS, { keyPath: "key" });
   db.createObjectStore(INFLIGHT, { keyPath: "id" });
   if (oldVersion < 1) {
@@ -114,7 +116,7 @@ function upgrade(db, tx, oldVersion) {
       then(tx.objectStore("pending").getAll(), (metas) => {
         for (const m of metas) {
           if (!bodies.has(m.key)) continue; // a message without its payload can never be sent
-          tx.objectStore(MESSAGES).add(messageRecord(m, bodies.get(m.key)));
+          tx.objectStore(MESSAGES).add(messageRecord(m, bodies.get(m.key)), primaryKey(m));
           claims.put(true, m.key); // a version-1 key may have been the app's own
           if (m.attempts > 0 || m.nextAttemptAt != null || m.lastError) tx.objectStore(ATTEMPTS).put(attemptsRecord(m));
         }
@@ -129,6 +131,29 @@ function upgrade(db, tx, oldVersion) {
       });
     }),
   );
+}
+
+/**
+ * Version 2 gave "messages" a key path, which made every write cost the browser six
+ * property reads that passing the same key saves. The records move unchanged, a chunk
+ * at a time so that no more than a chunk of payloads is in memory, into a new store of
+ * that name without one, inside this upgrade transaction.
+ */
+function outOfLineKeys(db, tx) {
+  const CHUNK = 500;
+  const old = tx.objectStore(MESSAGES);
+  old.name = "messages-v2";
+  const store = db.createObjectStore(MESSAGES);
+  const copy = (range) => {
+    // Requests on one store are answered in order: the keys are there with the values.
+    const keys = old.getAllKeys(range, CHUNK);
+    then(old.getAll(range, CHUNK), (values) => {
+      values.forEach((v, i) => store.add(v, keys.result[i]));
+      if (values.length < CHUNK) db.deleteObjectStore(old.name);
+      else copy(IDBKeyRange.lowerBound(keys.result.at(-1), true));
+    });
+  };
+  copy(undefined);
 }
 
 /**
@@ -257,8 +282,9 @@ export function insertAll(db, durability, joinedKeys, groups, numbers, bodies, w
       const at = i * 5;
       const m = { seq: numbers[at], key: keys[i], createdAt: numbers[at + 1], activeSince: numbers[at + 2], bytes: numbers[at + 3], group: groups[i] };
       if (claimed(i)) refused.set(tx.objectStore(CLAIMS).add(true, m.key), i);
-      pks.push(primaryKey(m));
-      store.add(messageRecord(m, bodies[i]));
+      const pk = primaryKey(m);
+      pks.push(pk);
+      store.add(messageRecord(m, bodies[i]), pk);
     }
     // One handler for every claim's error, rather than one per request (and none
     // without claims: any other error aborts the transaction).
@@ -465,7 +491,7 @@ export function redrive(db, durability, keys, now, nextSeq) {
       delete m.reason;
       delete m.deadAt;
       delete m.body;
-      tx.objectStore(MESSAGES).put(messageRecord(m, d.body));
+      tx.objectStore(MESSAGES).put(messageRecord(m, d.body), primaryKey(m));
       dead.delete(d.key);
       moved.push(m);
     };

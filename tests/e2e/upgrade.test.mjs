@@ -1,7 +1,8 @@
-// A database written by the first storage layout (version 1: metadata in "pending",
-// payloads in "bodies") is upgraded in place when an outbox opens it: every pending
-// message keeps its key, order, attempt count, last error and payload, every dead
-// letter keeps its payload, the flags survive, and the messages are then delivered.
+// Databases written by earlier storage layouts are upgraded in place when an outbox
+// opens them: every pending message keeps its key, order, attempt count, last error and
+// payload, every dead letter keeps its payload, the flags survive, and the messages are
+// then delivered. Version 1 kept metadata in "pending" and payloads in "bodies";
+// version 2 had today's stores but gave "messages" a key path.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launchBrowser, setup, openOutbox, waitFor, waitForDrained, pending, deadLetters, safeJson } from "../support/e2e.mjs";
@@ -87,4 +88,97 @@ test("a version-1 database is upgraded in place and nothing in it is lost", { ti
   await page.evaluate(() => window.ob.retryDead());
   await waitFor(() => server.appliedOnce("old-dead"), { message: "the redriven dead letter applied once" });
   assert.deepEqual(server.applied.find((a) => a.key === "old-dead").body, { n: "dead" });
+});
+
+/**
+ * Writes a version-2 database `durable-outbox/<name>` by hand, as that layout did:
+ * `count` messages in group "g" (every third) or none, the first with an attempt record
+ * and a claim, one dead letter, and flags.
+ */
+function writeVersion2({ name, count }) {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(`durable-outbox/${name}`, 2);
+    open.onupgradeneeded = () => {
+      const db = open.result;
+      db.createObjectStore("claims");
+      db.createObjectStore("messages", { keyPath: ["seq", "key", "createdAt", "activeSince", "bytes", "group"] });
+      db.createObjectStore("attempts", { keyPath: "key" });
+      db.createObjectStore("inflight", { keyPath: "id" });
+      db.createObjectStore("dead", { keyPath: "key" }).createIndex("seq", "seq");
+      db.createObjectStore("meta");
+    };
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(["claims", "messages", "attempts", "dead", "meta"], "readwrite");
+      const t0 = Date.now() - 60_000; // recent enough not to have expired
+      for (let i = 0; i < count; i++) {
+        const key = `v2-${String(i).padStart(5, "0")}`;
+        const body = JSON.stringify({ i });
+        tx.objectStore("messages").add({ seq: 100 + i, key, createdAt: t0 + i, activeSince: t0 + i, bytes: body.length, group: i % 3 === 0 ? "g" : "", body });
+      }
+      tx.objectStore("claims").put(true, "v2-00000");
+      tx.objectStore("attempts").put({ key: "v2-00000", attempts: 3, nextAttemptAt: t0 + 500, lastError: { status: 503, message: "HTTP 503" } });
+      tx.objectStore("claims").put(true, "v2-dead");
+      tx.objectStore("dead").put({ key: "v2-dead", seq: 50, createdAt: t0, activeSince: t0, bytes: 8, group: null, attempts: 1, nextAttemptAt: null, lastError: { status: 422, message: "HTTP 422" }, reason: "rejected", deadAt: t0 + 10, body: '{"d":1}' });
+      tx.objectStore("meta").put({ retryEnabled: true, retryIntervalMs: 2345 }, "flags");
+      tx.oncomplete = () => {
+        db.close();
+        resolve();
+      };
+      tx.onabort = () => reject(tx.error);
+    };
+  });
+}
+
+test("a version-2 database is upgraded in place, in chunks, and nothing in it is lost", { timeout: 60_000 }, async (t) => {
+  const { server, page } = await setup(t, browser);
+  // More than two of the upgrade's chunks (500), and not a multiple of one.
+  const count = 1203;
+  await page.evaluate(writeVersion2, { name: "upgrade-2", count });
+  await openOutbox(page, { name: "upgrade-2", autoStart: false, jitter: "none" });
+
+  const s = await page.evaluate(() => window.ob.stats());
+  assert.equal(s.pending, count, `stats after the upgrade: ${safeJson(s)}`);
+  assert.equal(s.dead, 1);
+  const listed = await pending(page);
+  assert.equal(listed.length, count);
+  assert.deepEqual(listed.map((m) => m.key), Array.from({ length: count }, (_, i) => `v2-${String(i).padStart(5, "0")}`), "every message, oldest first");
+  assert.ok(listed.every((m, i) => m.payload.i === i), "every payload moved with its message");
+  assert.equal(listed[0].attempts, 3, `the attempt count survives: ${safeJson(listed[0])}`);
+  assert.deepEqual(listed[0].lastError, { status: 503, message: "HTTP 503" });
+  assert.equal(listed[0].group, "g");
+  assert.equal(listed[1].group, null);
+  const dead = await deadLetters(page);
+  assert.deepEqual(dead.map((d) => [d.key, d.payload]), [["v2-dead", { d: 1 }]], `the dead letter survives: ${safeJson(dead)}`);
+  assert.equal((await page.evaluate(() => window.ob.flags())).retryIntervalMs, 2345, "persisted flags survive");
+
+  // The old store is gone, and the new one takes keys with each write.
+  const layout = await page.evaluate(
+    (name) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open(`durable-outbox/${name}`);
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          const out = { version: db.version, stores: [...db.objectStoreNames], keyPath: db.transaction("messages").objectStore("messages").keyPath };
+          db.close();
+          resolve(out);
+        };
+      }),
+    "upgrade-2",
+  );
+  assert.deepEqual(layout, { version: 3, stores: ["attempts", "claims", "dead", "inflight", "messages", "meta"], keyPath: null }, safeJson(layout));
+
+  // An upgraded key is still known: enqueueing it again is refused.
+  const again = await page.evaluate(() => window.ob.enqueue({ again: true }, { key: "v2-00000" }).then(() => null, (e) => e.code));
+  assert.equal(again, "duplicate-key");
+
+  // Every upgraded message is delivered once, each group in order.
+  await page.evaluate(() => window.ob.resume());
+  await waitForDrained(page, { timeoutMs: 45_000 });
+  assert.equal(server.applied.length, count, "every message applied");
+  assert.ok(listed.every((m) => server.appliedOnce(m.key)), "each exactly once");
+  const inGroup = server.applied.filter((a) => Number(a.key.slice(3)) % 3 === 0).map((a) => a.key);
+  assert.deepEqual(inGroup, [...inGroup].sort(), "group g in its order");
 });
