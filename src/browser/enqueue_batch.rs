@@ -3,13 +3,17 @@
 //! Each promise still resolves only after its own message is committed.
 //!
 //! This is the hottest path of the library (an app may enqueue on every keystroke), so it
-//! runs on plain callbacks rather than a Rust future: when no write is under way,
-//! `enqueue` starts one at once ([`Driver::start_write`]), and the transaction's promise
-//! calls back ([`Driver::finish_write`]) through JS functions made once per outbox
+//! runs on plain callbacks rather than a Rust future: one microtask step
+//! ([`Driver::run_writes`]) starts the write, and the transaction's events call back
+//! ([`Driver::finish_write`]), both through JS functions made once per outbox
 //! ([`WriteCallbacks`]). A future would cost a task, a waker and two closures per write.
-//! Starting at once, not in a microtask, matters for an app that awaits each `enqueue`:
-//! its next message's transaction is under way before the bookkeeping of the last one
-//! runs, so that work overlaps the wait for IndexedDB instead of adding to it.
+//!
+//! The order of work after a commit is chosen for an app that awaits each `enqueue`: the
+//! promises are answered first (after the note to other tabs is queued, so that it is
+//! never behind anything the app does next), and the engine's next step waits for the
+//! same microtask step, queued after the answers. By then the app's next `enqueue` has
+//! queued its message, so its transaction starts before that bookkeeping runs, which
+//! then overlaps the wait for IndexedDB instead of adding to it.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,7 +30,7 @@ use super::js;
 use super::outbox::{reject, Driver};
 use super::store::NewMessages;
 use crate::core::text::concat;
-use crate::core::{Admitted, ErrorCode, OutboxError, StoredMessage};
+use crate::core::{Admitted, ErrorCode, OutboxError};
 
 /// Messages waiting for the next write, and the batch being written.
 #[derive(Default)]
@@ -36,10 +40,11 @@ pub struct EnqueueBatch {
     waiters: Array,
     /// The batch in the transaction under way.
     writing: Option<Write>,
-    /// Committed messages whose note to other tabs is still to be sent, and the driver,
-    /// kept alive until [`Driver::after_write`] runs (a cycle it breaks).
-    announcing: Vec<StoredMessage>,
-    after: Option<Rc<Driver>>,
+    /// A write ended and the engine has not been driven since.
+    drive: bool,
+    /// [`Driver::run_writes`] is queued: this keeps the driver alive until it runs (a
+    /// cycle it breaks), as [`Write`] does during a write.
+    scheduled: Option<Rc<Driver>>,
 }
 
 #[wasm_bindgen]
@@ -50,7 +55,7 @@ extern "C" {
 
 /// The JS functions that run an outbox's writes, made once (see the module docs).
 pub struct WriteCallbacks {
-    after: Closure<dyn FnMut()>,
+    run: Closure<dyn FnMut()>,
     written: Closure<dyn FnMut(JsValue)>,
     failed: Closure<dyn FnMut(JsValue)>,
 }
@@ -60,9 +65,9 @@ impl WriteCallbacks {
     pub fn new(driver: &Weak<Driver>) -> WriteCallbacks {
         let (d1, d2, d3) = (driver.clone(), driver.clone(), driver.clone());
         WriteCallbacks {
-            after: Closure::new(move || {
+            run: Closure::new(move || {
                 if let Some(driver) = d1.upgrade() {
-                    driver.after_write();
+                    driver.run_writes();
                 }
             }),
             written: Closure::new(move |refused: JsValue| {
@@ -143,21 +148,39 @@ impl Driver {
             Ok(ok) => ok,
             Err(err) => return reject(err),
         };
-        let waiter = {
-            let mut batch = self.batch.borrow_mut();
-            let waiter = js::wait_for_commit(&batch.waiters, &payload);
-            batch.queue.push(Waiting {
-                admitted,
-                claimed,
-                body,
-            });
-            waiter
-        };
-        self.start_write();
+        let mut batch = self.batch.borrow_mut();
+        let waiter = js::wait_for_commit(&batch.waiters, &payload);
+        batch.queue.push(Waiting {
+            admitted,
+            claimed,
+            body,
+        });
+        // A microtask step, not at once: every `enqueue` of the current task joins.
+        self.schedule(&mut batch);
         waiter
     }
 
-    /// Writes what has queued up, unless a write is under way (its end starts the next).
+    /// Queues [`Driver::run_writes`] unless it is queued already.
+    fn schedule(self: &Rc<Self>, state: &mut EnqueueBatch) {
+        if state.scheduled.is_none() {
+            state.scheduled = Some(self.clone());
+            queue_microtask(self.writes.run.as_ref());
+        }
+    }
+
+    /// The microtask step: writes what has queued up, unless a write is under way (its
+    /// end schedules the next step), then drives the engine if a write ended.
+    fn run_writes(self: &Rc<Self>) {
+        let (_driver, drive) = {
+            let mut state = self.batch.borrow_mut();
+            (state.scheduled.take(), core::mem::take(&mut state.drive))
+        };
+        self.start_write();
+        if drive {
+            self.drive();
+        }
+    }
+
     fn start_write(self: &Rc<Self>) {
         let mut state = self.batch.borrow_mut();
         if state.writing.is_some() || state.queue.is_empty() {
@@ -194,7 +217,7 @@ impl Driver {
         else {
             return;
         };
-        let mut state = self.batch.borrow_mut();
+        let mut announced = Vec::new();
         let errors = Array::new();
         for (i, w) in batch.into_iter().enumerate() {
             let refused = match &written {
@@ -212,7 +235,7 @@ impl Driver {
             };
             match refused {
                 None => {
-                    state.announcing.push(w.admitted.stored());
+                    announced.push(w.admitted.stored());
                     self.engine_mut().commit_admitted(w.admitted);
                 }
                 Some(err) => {
@@ -221,27 +244,15 @@ impl Driver {
                 }
             }
         }
-        let first = state.after.replace(self.clone()).is_none();
-        drop(state);
+        if !announced.is_empty() {
+            self.tell(Note::Enqueued {
+                messages: announced,
+            });
+        }
         js::resolve_enqueued(&waiters, &new.keys, &new.groups, &new.numbers, &errors);
-        if first {
-            // Queued after the answers, so it runs after the code awaiting them: an app
-            // that awaits each `enqueue` has its next write under way first.
-            queue_microtask(self.writes.after.as_ref());
-        }
-    }
-
-    /// The rest of a write's end: tells the other tabs, lets the engine act (it may send
-    /// the new messages), and writes what queued up meanwhile.
-    fn after_write(self: &Rc<Self>) {
-        let (messages, _driver) = {
-            let mut state = self.batch.borrow_mut();
-            (core::mem::take(&mut state.announcing), state.after.take())
-        };
-        if !messages.is_empty() {
-            self.tell(Note::Enqueued { messages });
-        }
-        self.drive();
-        self.start_write();
+        // After the answers, so that the step runs after the code awaiting them.
+        let mut state = self.batch.borrow_mut();
+        state.drive = true;
+        self.schedule(&mut state);
     }
 }

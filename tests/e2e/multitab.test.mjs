@@ -737,6 +737,31 @@ test("stats() of every tab follows enqueues and dead letters of another tab, and
   assert.deepEqual(pageErrors, []);
 });
 
+test("right after enqueue resolves in a non-sending tab, flush() there includes the message, and close() there still lets the sender learn of it", { timeout: 20_000 }, async (t) => {
+  const { server, tabs, pageErrors } = await openTabs(t, 2);
+  // Paused: only flush() sends, so a message the sender has not heard of is not sent.
+  await openAll(tabs, { name: "mt-next-line", autoStart: false, jitter: "none" });
+  const sender = await waitForOneSender(tabs);
+  const [other] = tabs.filter((x) => x !== sender);
+
+  const summary = await other.page.evaluate(async () => {
+    await window.ob.enqueue({ n: 1 }, { key: "next-line-flush" });
+    return window.ob.flush();
+  });
+  assert.equal(summary.delivered, 1, `the flush on the next line covers the message: ${safeJson(summary)}`);
+  assert.ok(server.appliedOnce("next-line-flush"), "applied once");
+
+  await other.page.evaluate(async () => {
+    await window.ob.enqueue({ n: 2 }, { key: "next-line-close" });
+    window.ob.close();
+  });
+  await waitOr(async () => (await statsOf(sender)).pending === 1, { timeoutMs: 3_000, message: "the sender to hear of the message enqueued just before close()" }, () => statsOf(sender));
+  const last = await sender.page.evaluate(() => window.ob.flush());
+  assert.equal(last.delivered, 1, safeJson(last));
+  assert.ok(server.appliedOnce("next-line-close"), "applied once");
+  assert.deepEqual(pageErrors, []);
+});
+
 // ---------------------------------------------------------------- 6. frozen leader
 
 test("a frozen sending tab hands sending over; after it thaws nothing is applied twice and one tab sends", { timeout: 30_000 }, async (t) => {
