@@ -305,10 +305,14 @@ export function insertAll(db, durability, joinedKeys, groups, numbers, bodies, w
     }
     tx.oncomplete = () => written(out.length ? out : undefined);
   } catch (e) {
-    // Nothing of a half-issued batch may commit; the answer comes later, as it would.
+    // Nothing of a half-issued batch may commit; the answer comes later, as it would
+    // (never from here: wasm holds its state while it calls).
     thrown = e;
-    if (tx) tx.abort();
-    else queueMicrotask(() => failed(e));
+    try {
+      tx.abort(); // its abort event answers
+    } catch {
+      queueMicrotask(() => failed(e)); // no transaction, or one that cannot abort
+    }
   }
 }
 
