@@ -181,7 +181,15 @@ impl Driver {
         }
     }
 
-    fn start_write(self: &Rc<Self>) {
+    /// Whether a write is under way.
+    pub(super) fn is_writing(&self) -> bool {
+        self.batch.borrow().writing.is_some()
+    }
+
+    /// Writes what has queued up, unless a write is under way. `close()` calls it first,
+    /// so that what was enqueued before it is stored (a closing database lets a started
+    /// transaction finish); what still waits then is refused with `closed`.
+    pub(super) fn start_write(self: &Rc<Self>) {
         let mut state = self.batch.borrow_mut();
         if state.writing.is_some() || state.queue.is_empty() {
             return;
@@ -192,17 +200,27 @@ impl Driver {
         for w in &batch {
             new.push(&w.admitted.stored(), w.claimed, &w.body);
         }
-        self.store.insert(
-            &new,
-            self.writes.written.as_ref(),
-            self.writes.failed.as_ref(),
-        );
+        let closed = self.closed.get();
+        if !closed {
+            self.store.insert(
+                &new,
+                self.writes.written.as_ref(),
+                self.writes.failed.as_ref(),
+            );
+        }
         state.writing = Some(Write {
             batch,
             waiters,
             new,
             _driver: self.clone(),
         });
+        drop(state);
+        if closed {
+            self.finish_write(Err(OutboxError::new(
+                ErrorCode::Closed,
+                "the outbox was closed before this message was stored",
+            )));
+        }
     }
 
     /// The write [`Driver::start_write`] began has ended: `Ok(refused)` when it committed
@@ -248,6 +266,10 @@ impl Driver {
             self.tell(Note::Enqueued {
                 messages: announced,
             });
+        }
+        if self.closed.get() {
+            // close() left the channel to this write's note; dropping it posts the note.
+            self.channel.borrow_mut().take();
         }
         js::resolve_enqueued(&waiters, &new.keys, &new.groups, &new.numbers, &errors);
         // After the answers, so that the step runs after the code awaiting them.

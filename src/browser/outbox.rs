@@ -328,12 +328,18 @@ impl Outbox {
     /// messages stay pending and are resent, with the same key, when the outbox reopens.
     pub fn close(&self) -> Promise {
         let driver = &self.driver;
-        if !driver.closed.replace(true) {
+        if !driver.closed.get() {
+            // What was enqueued before close() goes in before the database closes.
+            driver.start_write();
+            driver.closed.set(true);
             driver.timer.borrow_mut().set(None, 0, || {});
             driver.connectivity.borrow_mut().take();
             driver.freeze.borrow_mut().take();
             driver.lock.borrow_mut().take();
-            driver.channel.borrow_mut().take();
+            // A write under way keeps the channel for its note (see `finish_write`).
+            if !driver.is_writing() {
+                driver.channel.borrow_mut().take();
+            }
             driver.store.close();
             let closed: JsValue =
                 OutboxError::new(ErrorCode::Closed, "the outbox was closed").into();

@@ -737,7 +737,7 @@ test("stats() of every tab follows enqueues and dead letters of another tab, and
   assert.deepEqual(pageErrors, []);
 });
 
-test("right after enqueue resolves in a non-sending tab, flush() there includes the message, and close() there still lets the sender learn of it", { timeout: 20_000 }, async (t) => {
+test("right after enqueue in a non-sending tab, flush() there includes the message, and close() there stores it and still lets the sender learn of it", { timeout: 20_000 }, async (t) => {
   const { server, tabs, pageErrors } = await openTabs(t, 2);
   // Paused: only flush() sends, so a message the sender has not heard of is not sent.
   await openAll(tabs, { name: "mt-next-line", autoStart: false, jitter: "none" });
@@ -751,14 +751,18 @@ test("right after enqueue resolves in a non-sending tab, flush() there includes 
   assert.equal(summary.delivered, 1, `the flush on the next line covers the message: ${safeJson(summary)}`);
   assert.ok(server.appliedOnce("next-line-flush"), "applied once");
 
-  await other.page.evaluate(async () => {
+  // One enqueue resolved before close(), one only started: both are stored and told.
+  const stored = await other.page.evaluate(async () => {
     await window.ob.enqueue({ n: 2 }, { key: "next-line-close" });
+    const started = window.ob.enqueue({ n: 3 }, { key: "started-before-close" });
     window.ob.close();
+    return (await started).key;
   });
-  await waitOr(async () => (await statsOf(sender)).pending === 1, { timeoutMs: 3_000, message: "the sender to hear of the message enqueued just before close()" }, () => statsOf(sender));
+  assert.equal(stored, "started-before-close", "an enqueue started before close() resolves");
+  await waitOr(async () => (await statsOf(sender)).pending === 2, { timeoutMs: 3_000, message: "the sender to hear of both messages enqueued just before close()" }, () => statsOf(sender));
   const last = await sender.page.evaluate(() => window.ob.flush());
-  assert.equal(last.delivered, 1, safeJson(last));
-  assert.ok(server.appliedOnce("next-line-close"), "applied once");
+  assert.equal(last.delivered, 2, safeJson(last));
+  assert.ok(server.appliedOnce("next-line-close") && server.appliedOnce("started-before-close"), "each applied once");
   assert.deepEqual(pageErrors, []);
 });
 
