@@ -137,10 +137,13 @@ function upgrade(db, tx, oldVersion) {
  * Version 2 gave "messages" a key path, which made every write cost the browser six
  * property reads that passing the same key saves. The records move unchanged, a chunk
  * at a time so that no more than a chunk of payloads is in memory, into a new store of
- * that name without one, inside this upgrade transaction.
+ * that name without one, inside this upgrade transaction. The first databases of
+ * version 2 had no "claims" (a unique index on "key" did that job): for those it is made
+ * and every key claimed, as for version 1, since which of them the app chose is unknown.
  */
 function outOfLineKeys(db, tx) {
   const CHUNK = 500;
+  const claims = db.objectStoreNames.contains(CLAIMS) ? null : db.createObjectStore(CLAIMS);
   const old = tx.objectStore(MESSAGES);
   old.name = "messages-v2";
   const store = db.createObjectStore(MESSAGES);
@@ -148,12 +151,16 @@ function outOfLineKeys(db, tx) {
     // Requests on one store are answered in order: the keys are there with the values.
     const keys = old.getAllKeys(range, CHUNK);
     then(old.getAll(range, CHUNK), (values) => {
-      values.forEach((v, i) => store.add(v, keys.result[i]));
+      values.forEach((v, i) => {
+        store.add(v, keys.result[i]);
+        claims?.put(true, v.key);
+      });
       if (values.length < CHUNK) db.deleteObjectStore(old.name);
       else copy(IDBKeyRange.lowerBound(keys.result.at(-1), true));
     });
   };
   copy(undefined);
+  if (claims) then(tx.objectStore(DEAD).getAllKeys(), (dead) => dead.forEach((key) => claims.put(true, key)));
 }
 
 /**

@@ -5,7 +5,7 @@
 // version 2 had today's stores but gave "messages" a key path.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, setup, openOutbox, waitFor, waitForDrained, pending, deadLetters, safeJson } from "../support/e2e.mjs";
+import { launchBrowser, setup, openOutbox, waitFor, waitForDrained, pending, deadLetters, stats, safeJson } from "../support/e2e.mjs";
 
 let browser;
 before(async () => {
@@ -92,16 +92,19 @@ test("a version-1 database is upgraded in place and nothing in it is lost", { ti
 
 /**
  * Writes a version-2 database `durable-outbox/<name>` by hand, as that layout did:
- * `count` messages in group "g" (every third) or none, the first with an attempt record
- * and a claim, one dead letter, and flags.
+ * `count` messages in group "g" (every third) or none, the first with an attempt record,
+ * one dead letter, and flags. Version 2 had two layouts: the first (`early`) kept a
+ * unique index on "key"; the later one a "claims" store instead, here with the first
+ * message's and the dead letter's keys.
  */
-function writeVersion2({ name, count }) {
+function writeVersion2({ name, count, early }) {
   return new Promise((resolve, reject) => {
     const open = indexedDB.open(`durable-outbox/${name}`, 2);
     open.onupgradeneeded = () => {
       const db = open.result;
-      db.createObjectStore("claims");
-      db.createObjectStore("messages", { keyPath: ["seq", "key", "createdAt", "activeSince", "bytes", "group"] });
+      const messages = db.createObjectStore("messages", { keyPath: ["seq", "key", "createdAt", "activeSince", "bytes", "group"] });
+      if (early) messages.createIndex("key", "key", { unique: true });
+      else db.createObjectStore("claims");
       db.createObjectStore("attempts", { keyPath: "key" });
       db.createObjectStore("inflight", { keyPath: "id" });
       db.createObjectStore("dead", { keyPath: "key" }).createIndex("seq", "seq");
@@ -110,16 +113,16 @@ function writeVersion2({ name, count }) {
     open.onerror = () => reject(open.error);
     open.onsuccess = () => {
       const db = open.result;
-      const tx = db.transaction(["claims", "messages", "attempts", "dead", "meta"], "readwrite");
+      const tx = db.transaction([...db.objectStoreNames].filter((s) => s !== "inflight"), "readwrite");
       const t0 = Date.now() - 60_000; // recent enough not to have expired
       for (let i = 0; i < count; i++) {
         const key = `v2-${String(i).padStart(5, "0")}`;
         const body = JSON.stringify({ i });
         tx.objectStore("messages").add({ seq: 100 + i, key, createdAt: t0 + i, activeSince: t0 + i, bytes: body.length, group: i % 3 === 0 ? "g" : "", body });
       }
-      tx.objectStore("claims").put(true, "v2-00000");
+      if (!early) tx.objectStore("claims").put(true, "v2-00000");
       tx.objectStore("attempts").put({ key: "v2-00000", attempts: 3, nextAttemptAt: t0 + 500, lastError: { status: 503, message: "HTTP 503" } });
-      tx.objectStore("claims").put(true, "v2-dead");
+      if (!early) tx.objectStore("claims").put(true, "v2-dead");
       tx.objectStore("dead").put({ key: "v2-dead", seq: 50, createdAt: t0, activeSince: t0, bytes: 8, group: null, attempts: 1, nextAttemptAt: null, lastError: { status: 422, message: "HTTP 422" }, reason: "rejected", deadAt: t0 + 10, body: '{"d":1}' });
       tx.objectStore("meta").put({ retryEnabled: true, retryIntervalMs: 2345 }, "flags");
       tx.oncomplete = () => {
@@ -131,14 +134,15 @@ function writeVersion2({ name, count }) {
   });
 }
 
-test("a version-2 database is upgraded in place, in chunks, and nothing in it is lost", { timeout: 60_000 }, async (t) => {
+for (const early of [false, true]) {
+test(`a version-2 database (${early ? "first layout, a unique key index" : "later layout, claims"}) is upgraded in place, in chunks, and nothing in it is lost`, { timeout: 60_000 }, async (t) => {
   const { server, page } = await setup(t, browser);
   // More than two of the upgrade's chunks (500), and not a multiple of one.
   const count = 1203;
-  await page.evaluate(writeVersion2, { name: "upgrade-2", count });
+  await page.evaluate(writeVersion2, { name: "upgrade-2", count, early });
   await openOutbox(page, { name: "upgrade-2", autoStart: false, jitter: "none" });
 
-  const s = await page.evaluate(() => window.ob.stats());
+  const s = await stats(page);
   assert.equal(s.pending, count, `stats after the upgrade: ${safeJson(s)}`);
   assert.equal(s.dead, 1);
   const listed = await pending(page);
@@ -162,13 +166,21 @@ test("a version-2 database is upgraded in place, in chunks, and nothing in it is
         open.onsuccess = () => {
           const db = open.result;
           const out = { version: db.version, stores: [...db.objectStoreNames], keyPath: db.transaction("messages").objectStore("messages").keyPath };
-          db.close();
-          resolve(out);
+          const claims = db.transaction("claims").objectStore("claims").getAllKeys();
+          claims.onsuccess = () => {
+            db.close();
+            resolve({ ...out, claims: claims.result });
+          };
         };
       }),
     "upgrade-2",
   );
-  assert.deepEqual(layout, { version: 3, stores: ["attempts", "claims", "dead", "inflight", "messages", "meta"], keyPath: null }, safeJson(layout));
+  const { claims, ...rest } = layout;
+  assert.deepEqual(rest, { version: 3, stores: ["attempts", "claims", "dead", "inflight", "messages", "meta"], keyPath: null }, safeJson(rest));
+  // The later layout's claims survive; the first layout's keys are all claimed (which
+  // of them the app chose is not known), so another tab can never store them again.
+  const claimed = early ? [...listed.map((m) => m.key), "v2-dead"].sort() : ["v2-00000", "v2-dead"];
+  assert.deepEqual(claims, claimed, `claims after the upgrade (${claims.length})`);
 
   // An upgraded key is still known: enqueueing it again is refused.
   const again = await page.evaluate(() => window.ob.enqueue({ again: true }, { key: "v2-00000" }).then(() => null, (e) => e.code));
@@ -182,3 +194,4 @@ test("a version-2 database is upgraded in place, in chunks, and nothing in it is
   const inGroup = server.applied.filter((a) => Number(a.key.slice(3)) % 3 === 0).map((a) => a.key);
   assert.deepEqual(inGroup, [...inGroup].sort(), "group g in its order");
 });
+}
