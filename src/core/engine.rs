@@ -622,34 +622,13 @@ impl Engine {
         for key in dead_keys {
             self.dead.insert(key, 0);
         }
-        // Into an empty engine (every open), the sets are filled first and only the
-        // heads are armed at the end, not every group's head after each insert: that
-        // was most of the engine's share of opening an outbox of many messages. One
-        // insert at a time, oldest first as storage lists them: each lands after every
-        // position the set holds, which `OrderedSet` does without moving any.
-        let n = pending.len();
-        self.entries.slots.items.reserve(n);
-        self.by_key.slots.items.reserve(n);
+        // The heads are armed once at the end, not every group's head after each
+        // insert as `insert` does. Oldest first, as storage lists them: each message
+        // lands after every position `entries.order` holds.
         for m in pending {
             self.next_seq = self.next_seq.max(m.seq + 1);
-            let slot = self.entries.slots.items.len() as u32;
-            let pos = Pos::of(m.seq, &m.key, slot);
-            if let Some(g) = &m.group {
-                let id = self.group_id(g);
-                self.grouped.insert((id, pos));
-            }
-            let key_slot = self.by_key.slots.items.len() as u32;
-            self.by_key.index.insert(KeyMap::entry(&m.key, key_slot));
-            self.by_key
-                .slots
-                .items
-                .push(Some((m.key.clone(), slot.into())));
-            self.entries.order.insert((0, pos));
             let wait = Wait::reloaded(m.next_attempt_at);
-            self.entries
-                .slots
-                .items
-                .push(Some((pos, Entry::idle(m, wait))));
+            self.place(m, wait);
         }
         // The heads: every message without a group, and each group's oldest.
         let mut heads = Vec::new();
@@ -666,11 +645,7 @@ impl Engine {
             }
         }
         for pos in heads {
-            let entry = &mut self.entries[&pos];
-            entry.armed = due_time(entry, &self.flags, &self.config);
-            if let Some(due) = entry.armed {
-                self.ready.insert((due, pos));
-            }
+            self.arm(pos);
         }
     }
 
@@ -1454,6 +1429,14 @@ impl Engine {
     }
 
     fn insert(&mut self, m: StoredMessage, wait: Wait) {
+        let pos = self.place(m, wait);
+        // A message older than the group's current head must not overtake it: re-arm the
+        // group's head, which may now be this one.
+        self.rearm_group_head(pos);
+    }
+
+    /// Adds a message to the sets, unarmed.
+    fn place(&mut self, m: StoredMessage, wait: Wait) -> Pos {
         let pos = Pos::of(m.seq, &m.key, self.entries.vacant());
         if let Some(g) = &m.group {
             let id = self.group_id(g);
@@ -1461,9 +1444,7 @@ impl Engine {
         }
         self.by_key.insert(m.key.clone(), pos.slot.into());
         self.entries.insert(pos, Entry::idle(m, wait));
-        // A message older than the group's current head must not overtake it: re-arm the
-        // group's head, which may now be this one.
-        self.rearm_group_head(pos);
+        pos
     }
 
     fn remove(&mut self, pos: Pos) {
@@ -1819,40 +1800,53 @@ mod tests {
 
     #[test]
     fn restoring_all_at_once_behaves_like_inserting_one_by_one() {
-        let mut stored = Vec::new();
-        for i in 0..60u64 {
-            let group = match i % 3 {
-                0 => None,
-                1 => Some("g1"),
-                _ => Some("g2"),
-            };
-            // Stored out of order, with one pair sharing a seq (two tabs in one millisecond).
-            let mut m = message(&format!("k{i}"), 1000 - i / 2, group);
-            if i % 7 == 0 {
-                m.next_attempt_at = Some(500 + i);
+        // More messages than one block of the ordered sets, in storage order (oldest
+        // first) and reversed; pairs share a seq (two tabs in one millisecond).
+        const N: u64 = 300;
+        for oldest_first in [true, false] {
+            let mut stored = Vec::new();
+            for i in 0..N {
+                let group = match i % 3 {
+                    0 => None,
+                    1 => Some("g1"),
+                    _ => Some("g2"),
+                };
+                let seq = if oldest_first {
+                    1000 + i / 2
+                } else {
+                    1000 - i / 2
+                };
+                let mut m = message(&format!("k{i}"), seq, group);
+                if i % 7 == 0 {
+                    m.next_attempt_at = Some(500 + i);
+                }
+                stored.push(m);
             }
-            stored.push(m);
-        }
-        let mut bulk = Engine::new(Config::default(), Flags::default());
-        bulk.restore(stored.clone(), vec!["dead-1".into()]);
-        // The same messages through the general insert, one at a time.
-        let mut one_by_one = Engine::new(Config::default(), Flags::default());
-        one_by_one.dead.insert("dead-1".into(), 0);
-        for m in stored {
-            one_by_one.next_seq = one_by_one.next_seq.max(m.seq + 1);
-            let wait = Wait::reloaded(m.next_attempt_at);
-            one_by_one.insert(m, wait);
-        }
+            let mut bulk = Engine::new(Config::default(), Flags::default());
+            bulk.restore(stored.clone(), vec!["dead-1".into()]);
+            // The same messages through the general insert, one at a time.
+            let mut one_by_one = Engine::new(Config::default(), Flags::default());
+            one_by_one.dead.insert("dead-1".into(), 0);
+            for m in stored {
+                one_by_one.next_seq = one_by_one.next_seq.max(m.seq + 1);
+                let wait = Wait::reloaded(m.next_attempt_at);
+                one_by_one.insert(m, wait);
+            }
 
-        assert_eq!(bulk.stats(0), one_by_one.stats(0));
-        assert_eq!(bulk.poll_timeout(), one_by_one.poll_timeout());
-        assert_eq!(bulk.allocate_seq(0), one_by_one.allocate_seq(0));
-        // First what is due now (a group waits behind its head), then the rest.
-        let now = send_order(&mut bulk, 0);
-        assert_eq!(now, send_order(&mut one_by_one, 0));
-        let later = send_order(&mut bulk, 10_000);
-        assert_eq!(later, send_order(&mut one_by_one, 10_000));
-        assert!(!now.is_empty() && !later.is_empty());
-        assert_eq!(now.len() + later.len(), 60, "every message, each once");
+            assert_eq!(bulk.stats(0), one_by_one.stats(0));
+            assert_eq!(bulk.poll_timeout(), one_by_one.poll_timeout());
+            assert_eq!(bulk.allocate_seq(0), one_by_one.allocate_seq(0));
+            // First what is due now (a group waits behind its head), then the rest.
+            let now = send_order(&mut bulk, 0);
+            assert_eq!(now, send_order(&mut one_by_one, 0));
+            let later = send_order(&mut bulk, 10_000);
+            assert_eq!(later, send_order(&mut one_by_one, 10_000));
+            assert!(!now.is_empty() && !later.is_empty());
+            assert_eq!(
+                now.len() + later.len(),
+                N as usize,
+                "every message, each once"
+            );
+        }
     }
 }
