@@ -124,25 +124,28 @@ impl Driver {
             let (key, group) = key_and_group(options)?;
             let claimed = key.is_some();
             let max = self.engine_ref().config().max_payload_bytes;
-            let body = js::encode_payload(&payload, max as f64);
-            // A refusal is an object; the JSON text a string.
-            if body.is_object() {
-                let code = match js::get(&body, "error").as_string().as_deref() {
+            let encoded = js::encode_payload(&payload, max as f64);
+            // A refusal is an object; the JSON text comes with its size in an array.
+            if !Array::is_array(&encoded) {
+                let code = match js::get(&encoded, "error").as_string().as_deref() {
                     Some("payload-too-large") => ErrorCode::PayloadTooLarge,
                     _ => ErrorCode::InvalidPayload,
                 };
                 return Err(OutboxError::new(
                     code,
-                    js::get(&body, "message").as_string().unwrap_or_default(),
+                    js::get(&encoded, "message").as_string().unwrap_or_default(),
                 ));
             }
-            let admitted = self.engine_mut().admit(
+            let encoded: Array = encoded.unchecked_into();
+            let mut admitted = self.engine_mut().admit(
                 key,
                 group,
                 js::now(),
                 self.random.borrow_mut().ten_bytes(),
             )?;
-            Ok((admitted, claimed, body))
+            // Batches are filled up to `batchMaxBytes` by this.
+            admitted.bytes = encoded.get(1).as_f64().unwrap_or(0.0) as u32;
+            Ok((admitted, claimed, encoded.get(0)))
         });
         let (admitted, claimed, body) = match admitted {
             Ok(ok) => ok,

@@ -35,11 +35,12 @@ export function encodePayload(value, maxBytes) {
   if (text === undefined) {
     return { error: "invalid-payload", message: "the payload is undefined; JSON cannot represent it" };
   }
-  const bytes = text.length * 3 <= maxBytes ? text.length : new TextEncoder().encode(text).length;
+  // UTF-8 bytes: the string's length unless it has a non-ASCII character (one native scan).
+  const bytes = /[^\0-\x7f]/.test(text) ? new TextEncoder().encode(text).length : text.length;
   if (bytes > maxBytes) {
     return { error: "payload-too-large", message: `the payload is ${bytes} bytes of JSON; maxPayloadBytes is ${maxBytes}` };
   }
-  return text;
+  return [text, bytes];
 }
 export function now() { return Date.now(); }
 export function deferred() {
@@ -66,7 +67,7 @@ extern "C" {
         errors: &js_sys::Array,
     );
 
-    /// The JSON text on success, `{ error, message }` otherwise.
+    /// `[JSON text, its size in UTF-8 bytes]` on success, `{ error, message }` otherwise.
     #[wasm_bindgen(js_name = encodePayload)]
     pub fn encode_payload(value: &JsValue, max_bytes: f64) -> JsValue;
 

@@ -113,3 +113,20 @@ test("a rejected item is dead-lettered alone while the rest of its batch is deli
   const log = await server.api("GET", "/v1/messages");
   assert.deepEqual(log.messages.map((m) => m.payload), [{ first: true }, { n: 1 }, { n: 3 }]);
 });
+
+test("batchMaxBytes bounds a batch by the payloads' UTF-8 bytes", { timeout: 30_000 }, async (t) => {
+  const { server, page } = await setup(t);
+  // Each payload is 53 characters of JSON but 97 bytes of UTF-8 ("é" is two bytes): two
+  // fit in 250 bytes, three do not (counted in characters, four would).
+  await openBatching(page, server, { batchMaxItems: 50, batchMaxBytes: 250 });
+  const bytes = await page.evaluate(async () => {
+    for (let i = 0; i < 6; i++) await window.ob.enqueue({ t: "é".repeat(44) + i }, { group: `g${i}` });
+    return new TextEncoder().encode(JSON.stringify({ t: "é".repeat(44) + 0 })).length;
+  });
+  assert.equal(bytes, 97, "the payload size this test is built on");
+  const summary = await page.evaluate(() => window.ob.flush());
+  assert.deepEqual(summary, { attempted: 6, delivered: 6, failed: 0, dead: 0 }, safeJson(summary));
+  assert.equal(await batchRequests(server), 3, "six messages of 97 bytes in batches of at most 250 bytes");
+  const log = await server.api("GET", "/v1/messages");
+  assert.equal(log.messages.length, 6, "each applied once");
+});
