@@ -7,7 +7,7 @@
 //!
 //! Without the default `std` feature (the published wasm build) the crate is `no_std`:
 //! it needs only `core` and `alloc`, and a panic traps after saying where it happened
-//! ([`browser::report_panic`]).
+//! (`browser::panic`).
 
 #![cfg_attr(not(feature = "std"), no_std)]
 

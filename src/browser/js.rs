@@ -132,8 +132,8 @@ pub fn random_unit() -> f64 {
     js_sys::Math::random()
 }
 
-/// A new promise with its `resolve` and `reject` functions, made in JS: every `enqueue`
-/// makes one, and a Rust executor closure would cost a closure's glue each time.
+/// A new promise with its `resolve` and `reject` functions, made in JS (for `flush()`):
+/// a Rust executor closure would cost a closure's glue each time.
 pub fn new_promise() -> (js_sys::Promise, js_sys::Function, js_sys::Function) {
     let ends = deferred();
     (

@@ -70,6 +70,6 @@ mod tests {
             next_out += 1;
         }
         assert_eq!(next_out, next_in);
-        assert!(q.items.is_empty(), "emptied queues give their room back");
+        assert!(q.items.is_empty(), "emptied queues reuse their room");
     }
 }

@@ -64,7 +64,7 @@ impl<T: Ord + Copy> OrderedSet<T> {
             // Appending (as every new message does): a new block, the full one stays full.
             self.blocks.push(vec![item]);
         } else if at == 0 && b == 0 {
-            // In front of everything (as restoring newest first does): likewise.
+            // In front of everything (a due time earlier than all others): likewise.
             self.blocks.insert(0, vec![item]);
         } else {
             let mut tail = block.split_off(BLOCK / 2);
