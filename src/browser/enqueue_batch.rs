@@ -119,7 +119,7 @@ fn key_and_group(options: &JsValue) -> Result<(Option<String>, Option<String>), 
 
 impl Driver {
     /// Checks and encodes a message, reserves its key and queues it for the next write.
-    pub(super) fn enqueue(self: Rc<Self>, payload: JsValue, options: &JsValue) -> Promise {
+    pub(super) fn enqueue(self: &Rc<Self>, payload: JsValue, options: &JsValue) -> Promise {
         let admitted = self.check_open().and_then(|()| {
             let (key, group) = key_and_group(options)?;
             let claimed = key.is_some();

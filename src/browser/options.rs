@@ -105,7 +105,8 @@ fn function(value: &JsValue, name: &str) -> Result<Option<Function>, OutboxError
     Ok(value.dyn_ref::<Function>().cloned())
 }
 
-fn patch(value: &JsValue) -> Result<FlagsPatch, OutboxError> {
+/// Reads a flags patch, `{ retryEnabled?, retryIntervalMs? }`.
+pub fn flags_patch(value: &JsValue) -> Result<FlagsPatch, OutboxError> {
     if !value.is_object() {
         return Err(invalid_options("flags must be an object"));
     }
@@ -116,11 +117,6 @@ fn patch(value: &JsValue) -> Result<FlagsPatch, OutboxError> {
         retry_enabled: v[0].as_bool(),
         retry_interval_ms: v[1].as_f64(),
     })
-}
-
-/// Reads a flags patch, `{ retryEnabled?, retryIntervalMs? }`.
-pub fn flags_patch(value: &JsValue) -> Result<FlagsPatch, String> {
-    patch(value).map_err(|e| e.message)
 }
 
 /// Reads and validates the options object.
@@ -154,7 +150,7 @@ pub fn read(options: &JsValue) -> Result<OpenOptions, OutboxError> {
         flags: if absent(flags) {
             None
         } else {
-            Some(patch(flags)?)
+            Some(flags_patch(flags)?)
         },
     };
     let (config, flags) = Config::from_options(&plain)?;

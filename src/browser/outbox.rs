@@ -23,7 +23,6 @@ use super::channel::{Channel, Note};
 use super::connectivity::{self, Connectivity};
 use super::convert::strings;
 use super::enqueue_batch::{EnqueueBatch, WriteCallbacks};
-use super::error::invalid_options;
 use super::js;
 use super::leadership::{FreezeWatch, LockRequest};
 use super::options;
@@ -178,7 +177,7 @@ impl Outbox {
 impl Outbox {
     /// Stores a message durably; resolves with it once committed.
     pub fn enqueue(&self, payload: JsValue, options: JsValue) -> Promise {
-        self.driver.clone().enqueue(payload, &options)
+        self.driver.enqueue(payload, &options)
     }
 
     /// Pending messages, oldest first.
@@ -279,7 +278,7 @@ impl Outbox {
         let driver = self.driver.clone();
         promise(async move {
             driver.check_open()?;
-            let patch = options::flags_patch(&patch).map_err(invalid_options)?;
+            let patch = options::flags_patch(&patch)?;
             let flags = driver.engine_mut().set_flags(patch, js::now())?;
             driver.drive();
             driver.store.save_flags(&flags).await?;
