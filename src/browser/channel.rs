@@ -151,16 +151,12 @@ impl Note {
             note.push(&value);
         };
         match self {
-            Note::Enqueued { messages } | Note::Redriven { messages } => {
-                let enqueued = matches!(self, Note::Enqueued { .. });
-                push(
-                    (if enqueued {
-                        kind::ENQUEUED
-                    } else {
-                        kind::REDRIVEN
-                    })
-                    .into(),
-                );
+            Note::Enqueued { messages } => {
+                push(kind::ENQUEUED.into());
+                push_messages(&note, messages);
+            }
+            Note::Redriven { messages } => {
+                push(kind::REDRIVEN.into());
                 push_messages(&note, messages);
             }
             Note::Settled { settlement } => {
