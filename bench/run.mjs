@@ -13,11 +13,11 @@ import fs from "node:fs";
 import fsp from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import zlib from "node:zlib";
 import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { CHROMIUM_PATH, CHROMIUM_ARGS } from "../tests/support/e2e.mjs";
+import { packageSize } from "../tests/support/package-size.mjs";
 import { summarize, formatTable } from "./report.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -100,28 +100,6 @@ function chromiumVersion() {
   } catch (e) {
     return `unknown (${e.message})`;
   }
-}
-
-/**
- * gzip -9 (Node's zlib, level 9) of everything the package ships to a browser: the
- * wasm and every JS file under pkg/ (the glue, the entry and the snippet modules).
- */
-function packageSize() {
-  const shipped = (dir) =>
-    fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-      const f = path.join(dir, e.name);
-      if (e.isDirectory()) return shipped(f);
-      return /\.(wasm|js)$/.test(e.name) ? [f] : [];
-    });
-  const out = { files: {}, rawBytes: 0, gzipBytes: 0 };
-  for (const file of shipped(PKG).sort()) {
-    const buf = fs.readFileSync(file);
-    const gz = zlib.gzipSync(buf, { level: 9 }).length;
-    out.files[path.relative(PKG, file)] = { rawBytes: buf.length, gzipBytes: gz };
-    out.rawBytes += buf.length;
-    out.gzipBytes += gz;
-  }
-  return out;
 }
 
 const PKG_FILES = ["index.js", "durable_outbox.js", "durable_outbox_bg.wasm"];
@@ -434,7 +412,7 @@ async function main() {
   if (broken) throw broken;
 
   await waitForPkg();
-  const size = packageSize();
+  const size = packageSize(PKG);
   const pkgChanged = pkgFingerprint() !== pkgAtStart;
   if (pkgChanged) log("WARNING: pkg/ changed during the run (rebuilt by someone): rows may mix two builds");
   add("size.gzip", size.gzipBytes, size);
