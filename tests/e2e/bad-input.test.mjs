@@ -123,3 +123,39 @@ test("a closed outbox refuses calls with code closed", { timeout: 20_000 }, asyn
   const err = await pageError(page, () => window.ob.enqueue({ n: 1 }));
   assertOutboxError(err, "closed", "enqueue after close()");
 });
+
+test("a key another tab claimed first is refused with duplicate-key while the rest of its write commits", { timeout: 20_000 }, async (t) => {
+  const { page } = await setup(t, browser);
+  await openOutbox(page, { name: "bad-claimed", autoStart: false });
+  // Another tab's claim, written straight into the claims store: this tab's engine has
+  // never heard of the key, so only storage can refuse it.
+  await page.evaluate(
+    (name) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open(`durable-outbox/${name}`);
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          const tx = db.transaction("claims", "readwrite");
+          tx.objectStore("claims").put(true, "taken");
+          tx.oncomplete = () => (db.close(), resolve());
+          tx.onabort = () => reject(tx.error);
+        };
+      }),
+    "bad-claimed",
+  );
+  // All three in one task: one write.
+  const results = await page.evaluate(() =>
+    Promise.allSettled([
+      window.ob.enqueue({ n: 1 }, { key: "taken" }),
+      window.ob.enqueue({ n: 2 }, { key: "free" }),
+      window.ob.enqueue({ n: 3 }),
+    ]).then((rs) => rs.map((r) => (r.status === "fulfilled" ? { key: r.value.key } : { code: r.reason.code }))),
+  );
+  assert.deepEqual(results[0], { code: "duplicate-key" }, safeJson(results));
+  assert.equal(results[1].key, "free");
+  assert.ok(results[2].key, safeJson(results));
+  const listed = await pending(page);
+  assert.deepEqual(listed.map((m) => m.key), ["free", results[2].key], `only the refused message is left out: ${safeJson(listed)}`);
+  assert.equal(await page.evaluate(() => window.ob.stats().pending), 2);
+});
