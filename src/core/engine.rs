@@ -625,6 +625,10 @@ impl Engine {
         // The heads are armed once at the end, not every group's head after each
         // insert as `insert` does. Oldest first, as storage lists them: each message
         // lands after every position `entries.order` holds.
+        // Room for all at once: grown by doubling, the vectors would leave the wasm
+        // memory (which never shrinks) up to twice as large.
+        self.entries.slots.items.reserve(pending.len());
+        self.by_key.slots.items.reserve(pending.len());
         for m in pending {
             self.next_seq = self.next_seq.max(m.seq + 1);
             let wait = Wait::reloaded(m.next_attempt_at);
