@@ -2,7 +2,7 @@
 // and writes nothing.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, setup, openOutbox, pageError, pending, deadLetters, waitFor, safeJson } from "../support/e2e.mjs";
+import { launchBrowser, setup, openOutbox, pageError, pending, deadLetters, waitFor, safeJson, inDatabase } from "../support/e2e.mjs";
 
 let browser;
 before(async () => {
@@ -129,20 +129,16 @@ test("a key another tab claimed first is refused with duplicate-key while the re
   await openOutbox(page, { name: "bad-claimed", autoStart: false });
   // Another tab's claim, written straight into the claims store: this tab's engine has
   // never heard of the key, so only storage can refuse it.
-  await page.evaluate(
-    (name) =>
-      new Promise((resolve, reject) => {
-        const open = indexedDB.open(`durable-outbox/${name}`);
-        open.onerror = () => reject(open.error);
-        open.onsuccess = () => {
-          const db = open.result;
-          const tx = db.transaction("claims", "readwrite");
-          tx.objectStore("claims").put(true, "taken");
-          tx.oncomplete = () => (db.close(), resolve());
-          tx.onabort = () => reject(tx.error);
-        };
-      }),
+  await inDatabase(
+    page,
     "bad-claimed",
+    (db) =>
+      new Promise((resolve, reject) => {
+        const tx = db.transaction("claims", "readwrite");
+        tx.objectStore("claims").put(true, "taken");
+        tx.oncomplete = () => resolve();
+        tx.onabort = () => reject(tx.error);
+      }),
   );
   // All three in one task: one write.
   const results = await page.evaluate(() =>

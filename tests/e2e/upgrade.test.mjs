@@ -5,7 +5,7 @@
 // version 2 had today's stores but gave "messages" a key path.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { launchBrowser, setup, openOutbox, waitFor, waitForDrained, pending, deadLetters, stats, safeJson } from "../support/e2e.mjs";
+import { launchBrowser, setup, openOutbox, waitFor, waitForDrained, pending, deadLetters, stats, safeJson, inDatabase } from "../support/e2e.mjs";
 
 let browser;
 before(async () => {
@@ -158,22 +158,15 @@ test(`a version-2 database (${early ? "first layout, a unique key index" : "late
   assert.equal((await page.evaluate(() => window.ob.flags())).retryIntervalMs, 2345, "persisted flags survive");
 
   // The old store is gone, and the new one takes keys with each write.
-  const layout = await page.evaluate(
-    (name) =>
-      new Promise((resolve, reject) => {
-        const open = indexedDB.open(`durable-outbox/${name}`);
-        open.onerror = () => reject(open.error);
-        open.onsuccess = () => {
-          const db = open.result;
-          const out = { version: db.version, stores: [...db.objectStoreNames], keyPath: db.transaction("messages").objectStore("messages").keyPath };
-          const claims = db.transaction("claims").objectStore("claims").getAllKeys();
-          claims.onsuccess = () => {
-            db.close();
-            resolve({ ...out, claims: claims.result });
-          };
-        };
-      }),
+  const layout = await inDatabase(
+    page,
     "upgrade-2",
+    (db) =>
+      new Promise((resolve) => {
+        const out = { version: db.version, stores: [...db.objectStoreNames], keyPath: db.transaction("messages").objectStore("messages").keyPath };
+        const claims = db.transaction("claims").objectStore("claims").getAllKeys();
+        claims.onsuccess = () => resolve({ ...out, claims: claims.result });
+      }),
   );
   const { claims, ...rest } = layout;
   assert.deepEqual(rest, { version: 3, stores: ["attempts", "claims", "dead", "inflight", "messages", "meta"], keyPath: null }, safeJson(rest));

@@ -147,6 +147,29 @@ export async function pageError(page, fn, arg) {
   );
 }
 
+/**
+ * Runs `fn(db)` in the page on a connection of its own to the outbox database
+ * `durable-outbox/<name>` (as another tab would have), then closes it. `fn` is sent as
+ * source, so it can use nothing from the test's scope; it may return a promise.
+ */
+export function inDatabase(page, name, fn) {
+  return page.evaluate(
+    async ({ name, src }) => {
+      const db = await new Promise((resolve, reject) => {
+        const open = indexedDB.open(`durable-outbox/${name}`);
+        open.onsuccess = () => resolve(open.result);
+        open.onerror = () => reject(open.error);
+      });
+      try {
+        return await new Function(`return (${src})`)()(db);
+      } finally {
+        db.close();
+      }
+    },
+    { name, src: fn.toString() },
+  );
+}
+
 export const pending = (page) => page.evaluate(() => window.ob.pending());
 export const deadLetters = (page) => page.evaluate(() => window.ob.deadLetters());
 export const stats = (page) => page.evaluate(() => window.ob.stats());
